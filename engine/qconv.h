@@ -1,0 +1,46 @@
+/*
+ * qconv.h - exact integer convolution of spec quantsim.md §9.2, NHWC uint8 activation codes.
+ *
+ *   acc[c,p] = sum (q[ci, p+(ky,kx)] - z_x) * k[c,ci,ky,kx]        exact int32
+ *   y        = (double)acc * scale[c] + bias[c]                      two rounded f64 ops, no FMA
+ *   yf       = (float)y ;  if relu: yf = max(yf, 0)
+ *   out      = qe_quantize(yf, out_qparams)                          (qdq.h, §1.5)
+ *
+ * scale[c] = (double)delta_x * (double)delta_w[c] and bias[c] = (double)bias'[c] are given by the
+ * caller. Padding positions contribute zero (code z_x). Weights are packed once at init; the
+ * accumulation never depends on saturating instructions. Kernels: AVX2 and portable C, chosen
+ * at run time (cpu.h), tested equal. fc is a 1x1 convolution on a 1x1 image.
+ */
+#ifndef QE_QCONV_H
+#define QE_QCONV_H
+
+#include <stdint.h>
+
+#include "qdq.h"
+
+typedef struct qe_qconv {
+    int cin, cout, kh, kw, stride, pad;
+    int wbits;             /* 8 or 4: weight codes lie in [-2^(wbits-1), 2^(wbits-1)-1] (or [0, 2^wbits-1], §1.6) */
+    void *wpack;           /* kernel-specific packed weights (owned) */
+    int32_t *wsum;         /* [cout] sum of the weight codes, for the zero-point compensation (owned) */
+    void *priv;
+} qe_qconv;
+
+typedef struct qe_requant {
+    const double *scale;   /* [cout] (double)delta_x * (double)delta_w[c] */
+    const double *bias;    /* [cout] (double)bias'[c] */
+    int relu;
+    qe_qparams out;        /* encoding of the output codes */
+} qe_requant;
+
+/* k: [cout][cin][kh][kw] weight codes k = code - z (§9.1), each within the range of wbits. */
+void qe_qconv_init(qe_qconv *c, int cin, int cout, int kh, int kw, int stride, int pad, int wbits,
+                   const int8_t *k);
+void qe_qconv_free(qe_qconv *c);
+/* in: [n][h][w][cin] codes with zero point zx; out: [n][oh][ow][cout] codes. */
+void qe_qconv_forward(const qe_qconv *c, const uint8_t *in, int n, int h, int w, int zx,
+                      const qe_requant *rq, uint8_t *out);
+/* Packed weight bytes (for the resident-memory report). */
+size_t qe_qconv_bytes(const qe_qconv *c);
+
+#endif
