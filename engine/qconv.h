@@ -14,6 +14,7 @@
 #ifndef QE_QCONV_H
 #define QE_QCONV_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "qdq.h"

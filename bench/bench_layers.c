@@ -1,0 +1,182 @@
+/*
+ * bench_layers.c - benchdnn-style timing of qe_conv_f32 over every ResNet18/50 layer shape.
+ *
+ *   bench_layers [--batch N] [--threads T] [--net 18|50] [--layer SUBSTR] [--check]
+ *                [--min-time S]
+ *
+ * Per shape: the best of repeated runs, GMAC/s, and the ratio to the machine's peak FMA rate
+ * measured in the same run (peak.h); then per network the total weighted by how often each
+ * shape occurs (all its MACs over all its time). --check compares every layer's output with the
+ * portable path within 1e-5 * sum|x*w| (the bound computed by a convolution of |x| with |w|).
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conv.h"
+#include "cpu.h"
+#include "peak.h"
+#include "qe_util.h"
+#include "shapes.h"
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+
+/* splitmix64, mapped to [-1, 1). */
+static float rnd(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15u);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    z ^= z >> 31;
+    return (float)((double)(z >> 11) / 4503599627370496.0 - 1.0);
+}
+
+static float *rnd_array(size_t n, float scale)
+{
+    float *p = qe_malloc_aligned(n * sizeof *p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = rnd() * scale;
+    return p;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: bench_layers [--batch N] [--threads T] [--net 18|50] "
+                    "[--layer SUBSTR] [--check] [--min-time SECONDS]\n");
+    exit(2);
+}
+
+/* Max over outputs of |fast - portable| / (1e-5 * sum|x*w| + tiny); > 1 fails. */
+static double check_layer(const qe_conv_f32 *c, const float *w, const float *bias,
+                          const float *in, int n, int h, size_t in_len, size_t out_len,
+                          const float *fast)
+{
+    size_t wlen = (size_t)c->cout * c->cin * c->kh * c->kw;
+    float *aw = qe_malloc(wlen * sizeof *aw), *ab = qe_malloc((size_t)c->cout * sizeof *ab);
+    float *ain = qe_malloc_aligned(in_len * sizeof *ain);
+    float *ref = qe_malloc_aligned(out_len * sizeof *ref);
+    float *bound = qe_malloc_aligned(out_len * sizeof *bound);
+    for (size_t i = 0; i < wlen; i++)
+        aw[i] = fabsf(w[i]);
+    for (int i = 0; i < c->cout; i++)
+        ab[i] = fabsf(bias[i]);
+    for (size_t i = 0; i < in_len; i++)
+        ain[i] = fabsf(in[i]);
+
+    qe_conv_f32 absconv;
+    qe_conv_f32_init(&absconv, c->cin, c->cout, c->kh, c->kw, c->stride, c->pad, aw, ab);
+    qe_cpu_force_portable(1);
+    qe_conv_f32_forward(c, in, n, h, h, ref, NULL, 0);
+    qe_conv_f32_forward(&absconv, ain, n, h, h, bound, NULL, 0);
+    qe_cpu_force_portable(0);
+
+    double worst = 0;
+    for (size_t i = 0; i < out_len; i++) {
+        double e = fabs((double)fast[i] - ref[i]) / (1e-5 * bound[i] + 1e-30);
+        if (!(e <= worst))
+            worst = e;
+    }
+    qe_conv_f32_free(&absconv);
+    free(aw), free(ab);
+    qe_free_aligned(ain), qe_free_aligned(ref), qe_free_aligned(bound);
+    return worst;
+}
+
+int main(int argc, char **argv)
+{
+    int batch = 16, threads = omp_get_max_threads(), net = 0, check = 0;
+    double min_time = 0.3;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--check"))
+            check = 1;
+        else if (i + 1 >= argc)
+            usage();
+        else if (!strcmp(a, "--batch"))
+            batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--threads"))
+            threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--net"))
+            net = atoi(argv[++i]);
+        else if (!strcmp(a, "--layer"))
+            only = argv[++i];
+        else if (!strcmp(a, "--min-time"))
+            min_time = atof(argv[++i]);
+        else
+            usage();
+    }
+    if (batch < 1 || batch > 256 || threads < 1 || threads > 1024 || (net && net != 18 && net != 50))
+        usage();
+    omp_set_num_threads(threads);
+
+    double peak = qe_peak_f32_gmacs(threads);
+    printf("isa %s, threads %d, batch %d, peak %.1f GMAC/s (f32 FMA)\n", qe_cpu_isa_name(),
+           threads, batch, peak);
+    printf("%-20s %5s %5s %2s %1s %4s %9s %9s %8s %6s%s\n", "layer", "cin", "cout", "k", "s",
+           "h", "MMAC", "ms", "GMAC/s", "%peak", check ? "  err/tol" : "");
+
+    double macs[2] = {0, 0}, secs[2] = {0, 0};
+    int failures = 0;
+    for (int si = 0; si < qe_conv_shape_count; si++) {
+        const qe_conv_shape *s = &qe_conv_shapes[si];
+        int counts[2] = {s->count18, s->count50};
+        if ((net == 18 && !counts[0]) || (net == 50 && !counts[1]) ||
+            (only && !strstr(s->name, only)))
+            continue;
+        int oh = qe_conv_shape_out(s);
+        size_t in_len = (size_t)batch * s->h * s->h * s->cin;
+        size_t out_len = (size_t)batch * oh * oh * s->cout;
+        size_t wlen = (size_t)s->cout * s->cin * s->k * s->k;
+        float *w = rnd_array(wlen, 1.0f / sqrtf((float)(s->cin * s->k * s->k)));
+        float *bias = rnd_array((size_t)s->cout, 0.1f);
+        float *in = rnd_array(in_len, 1.0f);
+        float *out = qe_malloc_aligned(out_len * sizeof *out);
+        qe_conv_f32 c;
+        qe_conv_f32_init(&c, s->cin, s->cout, s->k, s->k, s->stride, s->pad, w, bias);
+
+        qe_conv_f32_forward(&c, in, batch, s->h, s->h, out, NULL, 1);
+        double best = 1e30, total = 0;
+        int reps = 0;
+        while (total < min_time || reps < 3) {
+            double t0 = qe_now();
+            qe_conv_f32_forward(&c, in, batch, s->h, s->h, out, NULL, 1);
+            double t = qe_now() - t0;
+            total += t;
+            reps++;
+            if (t < best)
+                best = t;
+        }
+        double mac = qe_conv_shape_macs(s, batch), rate = mac / best * 1e-9;
+        printf("%-20s %5d %5d %2d %1d %4d %9.1f %9.3f %8.1f %5.1f%%", s->name, s->cin, s->cout,
+               s->k, s->stride, s->h, mac * 1e-6, best * 1e3, rate, 100 * rate / peak);
+        if (check) {
+            /* Without the ReLU so that negative outputs are compared too. */
+            qe_conv_f32_forward(&c, in, batch, s->h, s->h, out, NULL, 0);
+            double e = check_layer(&c, w, bias, in, batch, s->h, in_len, out_len, out);
+            printf("  %7.3f%s", e, e <= 1 ? "" : "  FAIL");
+            failures += !(e <= 1);
+        }
+        printf("\n");
+        fflush(stdout);
+        for (int k = 0; k < 2; k++) {
+            macs[k] += counts[k] * mac;
+            secs[k] += counts[k] * best;
+        }
+        qe_conv_f32_free(&c);
+        qe_free_aligned(w), qe_free_aligned(bias), qe_free_aligned(in), qe_free_aligned(out);
+    }
+    for (int k = 0; k < 2; k++) {
+        if (secs[k] == 0)
+            continue;
+        double rate = macs[k] / secs[k] * 1e-9;
+        printf("resnet%d convs, batch %d: %.2f GMAC, %.2f ms, %.1f GMAC/s, %.1f%% of peak\n",
+               k ? 50 : 18, batch, macs[k] * 1e-9, secs[k] * 1e3, rate, 100 * rate / peak);
+    }
+    if (check)
+        printf("check: %d layer(s) outside tolerance\n", failures);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,22 @@
+/*
+ * peak.h - the machine's peak multiply-add rate, the yardstick of the benchmarks.
+ *
+ * A register-resident loop of independent fused multiply-adds runs on `threads` OpenMP threads
+ * for about 0.3 s; the result is in GMAC/s, one MAC per FMA lane (an 8-lane f32 FMA counts 8).
+ * On a CPU without AVX2+FMA (or with QE_ISA=portable) the loops are plain C and the result is
+ * the scalar multiply-add rate.
+ */
+#ifndef QE_PEAK_H
+#define QE_PEAK_H
+
+/* Peak f32 multiply-add rate on `threads` threads (>= 1), GMAC/s. */
+double qe_peak_f32_gmacs(int threads);
+/* Same in f64 (4-lane FMAs with AVX2). */
+double qe_peak_f64_gmacs(int threads);
+
+/* The register loops themselves: `iters` rounds of 12 independent vector FMAs, returning a value
+ * derived from the accumulators so the work cannot be optimised away. */
+float qe_peak_f32_loop__avx2(long iters);
+double qe_peak_f64_loop__avx2(long iters);
+
+#endif

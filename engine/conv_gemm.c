@@ -1,0 +1,129 @@
+/*
+ * conv_gemm.c - geometry, work plan, weight packing and im2col of the GEMM convolutions
+ * (conv_gemm.h).
+ */
+#include "conv_gemm.h"
+
+#include <string.h>
+
+#include "conv.h"
+
+static size_t div_up(size_t a, size_t b) { return (a + b - 1) / b; }
+
+void qe_conv_geom_init(qe_conv_geom *g, int cin, int kh, int kw, int stride, int pad, int n,
+                       int h, int w)
+{
+    g->n = n, g->h = h, g->w = w, g->cin = cin;
+    g->kh = kh, g->kw = kw, g->stride = stride, g->pad = pad;
+    g->oh = qe_conv_out_size(h, kh, stride, pad);
+    g->ow = qe_conv_out_size(w, kw, stride, pad);
+    g->m = (n > 0 && g->oh > 0 && g->ow > 0) ? (size_t)n * g->oh * g->ow : 0;
+    g->k = (size_t)kh * kw * cin;
+    g->direct = kh == 1 && kw == 1 && stride == 1 && pad == 0;
+}
+
+void qe_gemm_plan_init(qe_gemm_plan *p, size_t m, size_t k, int panels, int tile_rows,
+                       size_t mc_max, size_t kc_max, int threads)
+{
+    size_t t = threads > 0 ? (size_t)threads : 1;
+    size_t mb = div_up(m, mc_max);
+
+    p->n_groups = 1;
+    if (mb < t) {
+        /* Too few rows to go round (batch 1, late layers): split the output channels too. */
+        size_t groups = div_up(t, mb ? mb : 1);
+        p->n_groups = groups < (size_t)panels ? (int)groups : panels;
+    } else if (mb < 8 * t) {
+        /* Few blocks: make their count a multiple of the threads so none waits for a straggler;
+         * with many blocks the dynamic schedule evens the load out anyway. */
+        mb = div_up(mb, t) * t;
+    }
+    if (mb == 0)
+        mb = 1;
+    p->mc = div_up(div_up(m, mb), tile_rows) * tile_rows;
+    p->m_blocks = m ? div_up(m, p->mc) : 0;
+    p->panels = panels;
+    p->panels_per_task = (int)div_up(panels, p->n_groups);
+    p->n_groups = p->panels_per_task ? (int)div_up(panels, p->panels_per_task) : 1;
+    /* Even K blocks: 576 = 3 x 192 rather than 256 + 256 + 64. */
+    p->k_blocks = k ? div_up(k, kc_max) : 1;
+    p->kc = k ? div_up(k, p->k_blocks) : 0;
+    p->tasks = p->m_blocks * p->n_groups;
+}
+
+size_t qe_gemm_tiles(size_t rows, int tile_rows) { return div_up(rows, tile_rows); }
+
+size_t qe_gemm_tile_rows(size_t rows, size_t tiles, size_t t)
+{
+    return rows / tiles + (t < rows % tiles);
+}
+
+#define PACK_BODY(T)                                                                      \
+    size_t k = (size_t)kh * kw * cin;                                                     \
+    int panels = (cout + nr - 1) / nr;                                                    \
+    for (int p = 0; p < panels; p++)                                                      \
+        for (int ky = 0; ky < kh; ky++)                                                   \
+            for (int kx = 0; kx < kw; kx++)                                               \
+                for (int ci = 0; ci < cin; ci++) {                                        \
+                    size_t kk = ((size_t)ky * kw + kx) * cin + ci;                        \
+                    T *dst = out + ((size_t)p * k + kk) * nr;                             \
+                    for (int j = 0; j < nr; j++) {                                        \
+                        int co = p * nr + j;                                              \
+                        dst[j] = co < cout ? w[(((size_t)co * cin + ci) * kh + ky) * kw + kx] \
+                                           : 0;                                           \
+                    }                                                                     \
+                }
+
+void qe_conv_pack_f32(const float *w, int cin, int cout, int kh, int kw, int nr, float *out)
+{
+    PACK_BODY(float)
+}
+
+void qe_conv_pack_f64(const float *w, int cin, int cout, int kh, int kw, int nr, double *out)
+{
+    PACK_BODY(double)
+}
+
+void qe_conv_im2col_f32(const qe_conv_geom *g, const float *in, size_t m0, size_t rows,
+                        size_t k0, size_t kc, float *dst)
+{
+    /* One kernel row (fixed ky, all kx and ci) is one contiguous run of the NHWC input, cut
+     * only where it crosses the left or right padding. */
+    const size_t run = (size_t)g->kw * g->cin;
+    const size_t hw = (size_t)g->oh * g->ow;
+
+    for (size_t r = 0; r < rows; r++, dst += kc) {
+        size_t m = m0 + r;
+        size_t b = m / hw, oy = m % hw / g->ow, ox = m % g->ow;
+        int iy0 = (int)oy * g->stride - g->pad, ix0 = (int)ox * g->stride - g->pad;
+        int kx_lo = ix0 < 0 ? -ix0 : 0;
+        int kx_hi = g->w - ix0 < g->kw ? g->w - ix0 : g->kw;
+        size_t lo = (size_t)kx_lo * g->cin;
+        size_t hi = kx_hi > kx_lo ? (size_t)kx_hi * g->cin : lo;
+        float *d = dst;
+
+        for (size_t k = k0; k < k0 + kc;) {
+            size_t ky = k / run, off = k - ky * run;
+            size_t end = run < off + (k0 + kc - k) ? run : off + (k0 + kc - k);
+            int iy = iy0 + (int)ky;
+            if (iy < 0 || iy >= g->h) {
+                memset(d, 0, (end - off) * sizeof *d);
+            } else {
+                /* Input index of kernel-row position j is base + j, valid for j in [lo, hi). */
+                const float *row = in + ((b * g->h + (size_t)iy) * g->w) * g->cin;
+                ptrdiff_t base = (ptrdiff_t)ix0 * g->cin;
+                size_t a = off < lo ? lo : off, z = end < hi ? end : hi;
+                if (a > end)
+                    a = end;
+                if (z < a)
+                    z = a;
+                memset(d, 0, (a - off) * sizeof *d);
+                if (z > a)
+                    memcpy(d + (a - off), row + (base + (ptrdiff_t)a), (z - a) * sizeof *d);
+                memset(d + (z - off), 0, (end - z) * sizeof *d);
+            }
+            d += end - off;
+            k += end - off;
+        }
+    }
+}

@@ -1,0 +1,58 @@
+/*
+ * conv_gemm.h - a convolution as a GEMM, shared by conv_f32.c and conv_f64acc.c.
+ *
+ * NHWC makes every output pixel one GEMM row: M = n*oh*ow rows, K = kh*kw*cin in (ky, kx, ci)
+ * order, N = cout. A 1x1 stride-1 unpadded convolution reads its input rows as A directly; any
+ * other gathers (im2col) blocks of A rows into a per-thread buffer. Weights are packed once into
+ * panels of `nr` output channels, K rows each, zero-filled past cout.
+ *
+ * The work is cut into tasks of (M block) x (group of weight panels), with K blocks inside each
+ * task: a K block of one weight panel stays in L1 while the task's rows stream past it from L2.
+ */
+#ifndef QE_CONV_GEMM_H
+#define QE_CONV_GEMM_H
+
+#include <stddef.h>
+
+typedef struct qe_conv_geom {
+    int n, h, w, cin, kh, kw, stride, pad, oh, ow;
+    size_t m;              /* GEMM rows: n * oh * ow (0 when the output is empty) */
+    size_t k;              /* GEMM depth: kh * kw * cin */
+    int direct;            /* 1x1, stride 1, pad 0: A row m is input pixel m */
+} qe_conv_geom;
+
+typedef struct qe_gemm_plan {
+    size_t mc;             /* rows per M block (a multiple of the tile rows, except the last) */
+    size_t m_blocks;
+    size_t kc;             /* depth per K block (the last may be shorter) */
+    size_t k_blocks;
+    int panels;            /* weight panels in all */
+    int panels_per_task;
+    int n_groups;          /* panel groups: > 1 only when M alone cannot feed the threads */
+    size_t tasks;          /* m_blocks * n_groups */
+} qe_gemm_plan;
+
+void qe_conv_geom_init(qe_conv_geom *g, int cin, int kh, int kw, int stride, int pad, int n,
+                       int h, int w);
+
+/* Cuts M x K x panels for `threads` threads: M blocks of at most mc_max rows, K blocks of at
+ * most kc_max, and, when M blocks are fewer than the threads, panel groups as well. Blocks are
+ * evened out so that no thread is left with a sliver. */
+void qe_gemm_plan_init(qe_gemm_plan *p, size_t m, size_t k, int panels, int tile_rows,
+                       size_t mc_max, size_t kc_max, int threads);
+
+/* Rows of tile t when `rows` rows are split into tiles of at most `tile_rows` as evenly as
+ * possible (so a tail of 49 rows is 4 tiles of 6 and 5 of 5, never a tile of 1). */
+size_t qe_gemm_tiles(size_t rows, int tile_rows);
+size_t qe_gemm_tile_rows(size_t rows, size_t tiles, size_t t);
+
+/* Weights [cout][cin][kh][kw] -> panels[p][k][nr] with k = (ky*kw + kx)*cin + ci. */
+void qe_conv_pack_f32(const float *w, int cin, int cout, int kh, int kw, int nr, float *panels);
+void qe_conv_pack_f64(const float *w, int cin, int cout, int kh, int kw, int nr, double *panels);
+
+/* im2col: columns [k0, k0 + kc) of GEMM rows [m0, m0 + rows) into dst (row r at dst + r*kc).
+ * Padding reads as 0. */
+void qe_conv_im2col_f32(const qe_conv_geom *g, const float *in, size_t m0, size_t rows,
+                        size_t k0, size_t kc, float *dst);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * qgemm.h - the integer GEMM micro-kernels behind qconv.c (internal to the engine).
+ *
+ * A micro-kernel computes an mr x nc tile (nc <= QE_QGEMM_NR) of
+ *
+ *   sum[m][c] = sum_k A[m][k] * B[k][c]                       exact, modulo 2^32
+ *
+ * where A holds the uint8 activation codes (padding already filled with z_x) and B the weight
+ * codes packed by qconv.c, then runs the §9.2 epilogue on each element and stores uint8 codes.
+ * Since sum - z_x * wsum[c] equals the true accumulator modulo 2^32 and §9.2 guarantees that the
+ * accumulator fits in int32, wrapping int32 arithmetic gives it exactly.
+ *
+ * Two packings, chosen per layer from the weight codes at init:
+ *   c2 ("qu8s8"): B as int16 pairs [K/2][16][2], A as zero-extended uint16 codes. vpmaddwd sums
+ *                 two products of at most 255 * 255 each in int32: exact for any 8-bit code.
+ *   c4 ("qu8s4"): B as int8 quads [K/4][16][4], A as uint8 codes, for |k| <= QE_QGEMM_S4_MAX.
+ *                 vpmaddubsw's int16 pair sums, and int16 sums of four of them (8 products of at
+ *                 most 255 * 16), stay within 32767, so its saturation can never trigger.
+ */
+#ifndef QE_QGEMM_H
+#define QE_QGEMM_H
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define QE_QGEMM_NR 16      /* output channels per packed panel and per micro-kernel call */
+#define QE_QGEMM_S4_MAX 16  /* largest |k| the c4 packing accepts: 8 * 255 * 16 <= 32767 */
+
+/* The §9.2 epilogue of one forward call. The per-channel arrays are indexed by absolute output
+ * channel and padded with zeros to a multiple of QE_QGEMM_NR. */
+typedef struct qe_qgemm_out {
+    const int32_t *zw;     /* z_x * wsum[c], subtracted from the raw sum (mod 2^32) */
+    const double *scale;   /* (double)delta_x * (double)delta_w[c] */
+    const double *bias;
+    int relu;
+    float min_f, max_f, delta_f, offset_f;
+} qe_qgemm_out;
+
+/*
+ * a: row 0 of A, rows a_stride bytes apart; w: the packed panel of columns n0 .. n0+15; c: the
+ * output row 0 at column n0, rows c_stride bytes apart; kc: K rounded up to the packing's
+ * granule. Rows beyond mr and columns beyond nc are neither read nor written.
+ */
+typedef void (*qe_qgemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, const void *a,
+                                    size_t a_stride, const void *w, uint8_t *c, size_t c_stride,
+                                    const qe_qgemm_out *o, size_t n0);
+
+typedef struct qe_qgemm_kernel {
+    qe_qgemm_ukernel_fn gemm;
+    int mr;                /* rows per call */
+    int kr;                /* K granule of the packing: 2 (c2) or 4 (c4) */
+    const char *name;
+} qe_qgemm_kernel;
+
+void qe_qu8s8_gemm_ukernel_4x16c2__scalar(size_t mr, size_t nc, size_t kc, const void *a,
+                                          size_t a_stride, const void *w, uint8_t *c,
+                                          size_t c_stride, const qe_qgemm_out *o, size_t n0);
+void qe_qu8s4_gemm_ukernel_4x16c4__scalar(size_t mr, size_t nc, size_t kc, const void *a,
+                                          size_t a_stride, const void *w, uint8_t *c,
+                                          size_t c_stride, const qe_qgemm_out *o, size_t n0);
+void qe_qu8s8_gemm_ukernel_6x16c2__avx2_madd16(size_t mr, size_t nc, size_t kc, const void *a,
+                                               size_t a_stride, const void *w, uint8_t *c,
+                                               size_t c_stride, const qe_qgemm_out *o, size_t n0);
+void qe_qu8s4_gemm_ukernel_4x16c4__avx2_maddubs(size_t mr, size_t nc, size_t kc, const void *a,
+                                                size_t a_stride, const void *w, uint8_t *c,
+                                                size_t c_stride, const qe_qgemm_out *o, size_t n0);
+
+/*
+ * The scalar epilogue, the definition every vector epilogue reproduces bit for bit: §9.2's two
+ * rounded f64 operations and the f32 conversion, the optional ReLU, then qe_quantize() (§1.5).
+ * The code is clamped to 0..255 before rounding, which changes nothing for the codes of a §1.4
+ * encoding (always 0..255) but keeps the conversion defined for any input. A NaN value is always
+ * the first operand of fminf/fmaxf, where vminps/vmaxps also return the second one.
+ */
+static inline uint8_t qe_qgemm_requant(uint32_t sum, const qe_qgemm_out *o, size_t c)
+{
+    int32_t acc = (int32_t)(sum - (uint32_t)o->zw[c]);
+    double y = (double)acc * o->scale[c];
+    y = y + o->bias[c];
+    float yf = (float)y;
+    if (o->relu)
+        yf = fmaxf(yf, 0.0f);
+    float x = fmaxf(fminf(yf, o->max_f), o->min_f);
+    x = x / o->delta_f - o->offset_f;
+    x = fminf(fmaxf(x, 0.0f), 255.0f);
+    return (uint8_t)roundf(x);
+}
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * synth.h - the built-in synthetic ResNet18 / ResNet50 checkpoints (spec
+ * preprocessing-and-formats.md §8), a C port of shared/models/make_synthetic.py.
+ *
+ * Every value is bit-identical to the script's, and the written pth file byte-identical
+ * (sha256 in shared/models/README.md), so `quanteval synth` gives users without Python the
+ * same default models the tests use. The measured BatchNorm statistics and fc rescaling
+ * (configs/synthetic/bn-stats-<arch>.bin) are compiled into the binary.
+ */
+#ifndef QE_SYNTH_H
+#define QE_SYNTH_H
+
+#include "statedict.h"
+
+/* Fills *sd with the state dict of arch ("resnet18" or "resnet50") in torchvision's key order:
+ * float32 tensors plus the 0-d int64 num_batches_tracked buffers (value 100). Returns -1 for
+ * an unknown arch (or a corrupt embedded stats blob) and leaves *sd empty. Release with
+ * qe_statedict_free. */
+int qe_synth_statedict(const char *arch, qe_statedict *sd, char *err);
+
+/* Generates arch and writes it to path with qe_statedict_save_torch: the same bytes as
+ * `make_synthetic.py --arch ARCH --out FILE --format pth`. */
+int qe_synth_write(const char *arch, const char *path, char *err);
+
+#endif

@@ -1,0 +1,16 @@
+# Writes ${OUT}: the model configs (configs/<name>.json, given in FILES separated by '|') as a
+# C table `const qe_embedded_config qe_embedded_configs[]`, terminated by {NULL, NULL}.
+string(REPLACE "|" ";" files "${FILES}")
+set(body "/* generated from the model configs in configs/ */\n#include <stddef.h>\ntypedef struct { const char *name; const char *json; } qe_embedded_config;\n")
+set(table "const qe_embedded_config qe_embedded_configs[] = {\n")
+set(i 0)
+foreach(f ${files})
+  get_filename_component(name ${f} NAME_WE)
+  file(READ ${f} hex HEX)
+  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," hex "${hex}")
+  string(APPEND body "static const char cfg${i}[] = {${hex}0x00};\n")
+  string(APPEND table "    {\"${name}\", cfg${i}},\n")
+  math(EXPR i "${i} + 1")
+endforeach()
+string(APPEND table "    {NULL, NULL}\n};\n")
+file(WRITE ${OUT} "${body}${table}")

@@ -1,0 +1,27 @@
+/*
+ * cli.h - the quanteval subcommands. Each returns the process exit status: 0 on success,
+ * 1 when the work ran but failed (e.g. an unreadable image), 2 on a usage or input error.
+ * Errors are printed as one line "quanteval <cmd>: <message>" on stderr.
+ */
+#ifndef QE_CLI_H
+#define QE_CLI_H
+
+#include <stdio.h>
+
+int qe_cli_eval(int argc, char **argv);
+int qe_cli_classify(int argc, char **argv);
+int qe_cli_preprocess(int argc, char **argv);
+int qe_cli_synth(int argc, char **argv);
+
+/* Shared helpers of the subcommands (cli_common.c). */
+void qe_cli_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Parses a positive integer option value; prints an error and returns -1 when invalid. */
+int qe_cli_int(const char *cmd, const char *opt, const char *val, long min, long max, long *out);
+/* --threads: sets the OpenMP team size (0 = all cores). */
+void qe_cli_set_threads(int n);
+/* The bundled sample images (the default dataset). */
+const char *qe_cli_samples_dir(void);
+/* Writes s as a JSON string literal (with quotes). */
+void qe_cli_json_str(FILE *f, const char *s);
+
+#endif
