@@ -1,13 +1,15 @@
 /*
- * bench_layers.c - benchdnn-style timing of qe_conv_f32 over every ResNet18/50 layer shape.
+ * bench_layers.c - benchdnn-style timing of the float convolutions over every ResNet layer shape.
  *
- *   bench_layers [--batch N] [--threads T] [--net 18|50] [--layer SUBSTR] [--check]
- *                [--min-time S]
+ *   bench_layers [--batch N] [--threads T] [--net 18|50] [--layer SUBSTR] [--f64acc]
+ *                [--check] [--min-time S]
  *
  * Per shape: the best of repeated runs, GMAC/s, and the ratio to the machine's peak FMA rate
  * measured in the same run (peak.h); then per network the total weighted by how often each
- * shape occurs (all its MACs over all its time). --check compares every layer's output with the
- * portable path within 1e-5 * sum|x*w| (the bound computed by a convolution of |x| with |w|).
+ * shape occurs (all its MACs over all its time). --f64acc times the exact calibration
+ * convolution instead, against the f64 peak. --check compares every layer's output with the
+ * portable path: f32 within 1e-5 * sum|x*w| (the bound computed by a convolution of |x| with
+ * |w|), f64acc bit for bit.
  */
 #include <math.h>
 #include <omp.h>
@@ -45,7 +47,7 @@ static float *rnd_array(size_t n, float scale)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_layers [--batch N] [--threads T] [--net 18|50] "
-                    "[--layer SUBSTR] [--check] [--min-time SECONDS]\n");
+                    "[--layer SUBSTR] [--f64acc] [--check] [--min-time SECONDS]\n");
     exit(2);
 }
 
@@ -85,15 +87,47 @@ static double check_layer(const qe_conv_f32 *c, const float *w, const float *bia
     return worst;
 }
 
+/* One layer under test: the f32 inference convolution or the f64acc calibration one. */
+typedef struct layer {
+    int f64acc;
+    qe_conv_f32 f32;
+    qe_conv_f64acc f64;
+} layer;
+
+static void layer_forward(const layer *l, const float *in, int n, int h, float *out, int relu)
+{
+    if (l->f64acc)
+        qe_conv_f64acc_forward(&l->f64, in, n, h, h, out);
+    else
+        qe_conv_f32_forward(&l->f32, in, n, h, h, out, NULL, relu);
+}
+
+/* f64acc: the number of outputs that differ from the portable path (which is exact). */
+static double check_f64acc(const layer *l, const float *in, int n, int h, size_t out_len,
+                           const float *fast)
+{
+    float *ref = qe_malloc_aligned(out_len * sizeof *ref);
+    qe_cpu_force_portable(1);
+    layer_forward(l, in, n, h, ref, 0);
+    qe_cpu_force_portable(0);
+    size_t differ = 0;
+    for (size_t i = 0; i < out_len; i++)
+        differ += memcmp(&fast[i], &ref[i], sizeof *ref) != 0;
+    qe_free_aligned(ref);
+    return (double)differ;
+}
+
 int main(int argc, char **argv)
 {
-    int batch = 16, threads = omp_get_max_threads(), net = 0, check = 0;
+    int batch = 16, threads = omp_get_max_threads(), net = 0, check = 0, f64acc = 0;
     double min_time = 0.3;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--check"))
             check = 1;
+        else if (!strcmp(a, "--f64acc"))
+            f64acc = 1;
         else if (i + 1 >= argc)
             usage();
         else if (!strcmp(a, "--batch"))
@@ -113,11 +147,13 @@ int main(int argc, char **argv)
         usage();
     omp_set_num_threads(threads);
 
-    double peak = qe_peak_f32_gmacs(threads);
-    printf("isa %s, threads %d, batch %d, peak %.1f GMAC/s (f32 FMA)\n", qe_cpu_isa_name(),
-           threads, batch, peak);
+    double peak = f64acc ? qe_peak_f64_gmacs(threads) : qe_peak_f32_gmacs(threads);
+    printf("%s, isa %s, threads %d, batch %d, peak %.1f GMAC/s (%s FMA)\n",
+           f64acc ? "qe_conv_f64acc" : "qe_conv_f32", qe_cpu_isa_name(), threads, batch, peak,
+           f64acc ? "f64" : "f32");
     printf("%-20s %5s %5s %2s %1s %4s %9s %9s %8s %6s%s\n", "layer", "cin", "cout", "k", "s",
-           "h", "MMAC", "ms", "GMAC/s", "%peak", check ? "  err/tol" : "");
+           "h", "MMAC", "ms", "GMAC/s", "%peak",
+           check ? (f64acc ? "  differ" : "  err/tol") : "");
 
     double macs[2] = {0, 0}, secs[2] = {0, 0};
     int failures = 0;
@@ -135,15 +171,18 @@ int main(int argc, char **argv)
         float *bias = rnd_array((size_t)s->cout, 0.1f);
         float *in = rnd_array(in_len, 1.0f);
         float *out = qe_malloc_aligned(out_len * sizeof *out);
-        qe_conv_f32 c;
-        qe_conv_f32_init(&c, s->cin, s->cout, s->k, s->k, s->stride, s->pad, w, bias);
+        layer l = {.f64acc = f64acc};
+        if (f64acc)
+            qe_conv_f64acc_init(&l.f64, s->cin, s->cout, s->k, s->k, s->stride, s->pad, w, bias);
+        else
+            qe_conv_f32_init(&l.f32, s->cin, s->cout, s->k, s->k, s->stride, s->pad, w, bias);
 
-        qe_conv_f32_forward(&c, in, batch, s->h, s->h, out, NULL, 1);
+        layer_forward(&l, in, batch, s->h, out, 1);
         double best = 1e30, total = 0;
         int reps = 0;
         while (total < min_time || reps < 3) {
             double t0 = qe_now();
-            qe_conv_f32_forward(&c, in, batch, s->h, s->h, out, NULL, 1);
+            layer_forward(&l, in, batch, s->h, out, 1);
             double t = qe_now() - t0;
             total += t;
             reps++;
@@ -155,10 +194,12 @@ int main(int argc, char **argv)
                s->k, s->stride, s->h, mac * 1e-6, best * 1e3, rate, 100 * rate / peak);
         if (check) {
             /* Without the ReLU so that negative outputs are compared too. */
-            qe_conv_f32_forward(&c, in, batch, s->h, s->h, out, NULL, 0);
-            double e = check_layer(&c, w, bias, in, batch, s->h, in_len, out_len, out);
-            printf("  %7.3f%s", e, e <= 1 ? "" : "  FAIL");
-            failures += !(e <= 1);
+            layer_forward(&l, in, batch, s->h, out, 0);
+            double e = f64acc ? check_f64acc(&l, in, batch, s->h, out_len, out)
+                              : check_layer(&l.f32, w, bias, in, batch, s->h, in_len, out_len, out);
+            int ok = f64acc ? e == 0 : e <= 1;
+            printf("  %7.3f%s", e, ok ? "" : "  FAIL");
+            failures += !ok;
         }
         printf("\n");
         fflush(stdout);
@@ -166,11 +207,14 @@ int main(int argc, char **argv)
             macs[k] += counts[k] * mac;
             secs[k] += counts[k] * best;
         }
-        qe_conv_f32_free(&c);
+        if (f64acc)
+            qe_conv_f64acc_free(&l.f64);
+        else
+            qe_conv_f32_free(&l.f32);
         qe_free_aligned(w), qe_free_aligned(bias), qe_free_aligned(in), qe_free_aligned(out);
     }
     for (int k = 0; k < 2; k++) {
-        if (secs[k] == 0)
+        if (secs[k] == 0 || (net && net != (k ? 50 : 18)))
             continue;
         double rate = macs[k] / secs[k] * 1e-9;
         printf("resnet%d convs, batch %d: %.2f GMAC, %.2f ms, %.1f GMAC/s, %.1f%% of peak\n",

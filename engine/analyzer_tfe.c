@@ -58,8 +58,9 @@ static void init_buckets(qe_analyzer *a, float mn, float mx)
 /*
  * idx = int(round(v / b - off)) of §2.2.2 for m values, DROPPED when outside 0..511.
  *
- * Two loops so that both vectorise: GCC does not if-convert a float-to-int conversion, so the
- * conversion must not follow a clamp in the same loop. Clamping t to [-1, 512] changes no
+ * Two loops so that both vectorise: under the default -ftrapping-math GCC will not if-convert
+ * a float-to-int conversion whose operand comes from a select, so the clamp and the conversion
+ * live in separate loops. Clamping t to [-1, 512] changes no
  * bucket (whatever lies outside rounds outside 0..511 either way) and makes the conversion
  * defined; NaN becomes -1, i.e. dropped. The quiet comparisons (isless...) keep the selects
  * free of FP traps, which if-conversion also requires.

@@ -1,16 +1,22 @@
 /*
- * conv_f32.c - the FP32 inference convolution (conv.h) as a blocked GEMM over NHWC rows
+ * conv_f32.c - the FP32 inference convolution (conv.h) as an indirect GEMM over NHWC rows
  * (conv_gemm.h) with the microkernels of gemm_f32.h.
  *
  * Blocking, for the 32 KB L1 / 512 KB L2 per core of the CI machine (Zen3): a K block of one
- * weight panel is KC x 16 floats = 16 KB and stays in L1 while the tiles of an M block pass
- * over it; the M block's A rows (MC x KC floats = 144 KB) stay in L2 across all panels. Bias,
- * residual and ReLU are applied by the microkernel while the tile is still in registers.
+ * weight panel is at most KC x 16 floats = 16 KB and stays in L1 while the tiles of an M block
+ * pass over it; the M block's A rows (MC x KC floats = 144 KB) stay in L2 across all panels.
+ * A is read in place through one pointer per (row, kernel row); only a kernel row clipped by
+ * the left/right padding is copied (with its zeros), and one entirely in the top/bottom padding
+ * points at a block of zeros. Bias, residual and ReLU are applied by the microkernel while the
+ * tile is still in registers.
  */
 #include "conv.h"
 
 #include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <xmmintrin.h>
 
 #include "conv_gemm.h"
 #include "gemm_f32.h"
@@ -18,14 +24,22 @@
 
 #define MC_MAX 144
 #define KC_MAX 256
+/* Outputs from this size on are stored non-temporally: twice a 2-core share of Zen3's L3
+ * could hold, and the size of ResNet's stage-1 activations at batch 16 (25-51 MB). */
+#define STREAM_MIN_BYTES ((size_t)16 << 20)
+
+/* What a kernel row lying wholly in the top or bottom padding reads (a K block is <= KC_MAX). */
+static const float zeros[KC_MAX];
 
 void qe_conv_f32_init(qe_conv_f32 *c, int cin, int cout, int kh, int kw, int stride, int pad,
                       const float *w, const float *bias)
 {
+    memset(c, 0, sizeof *c);
+    c->cin = cin, c->cout = cout, c->kh = kh, c->kw = kw, c->stride = stride, c->pad = pad;
+    if (!qe_conv_shape_ok(cin, cout, kh, kw, stride, pad))
+        return;   /* forward computes nothing for it (qe_conv_geom_init) */
     int panels = (cout + QE_F32_GEMM_NR - 1) / QE_F32_GEMM_NR;
     size_t k = (size_t)kh * kw * cin;
-
-    c->cin = cin, c->cout = cout, c->kh = kh, c->kw = kw, c->stride = stride, c->pad = pad;
     c->wpack = qe_malloc_aligned((size_t)panels * k * QE_F32_GEMM_NR * sizeof(float));
     qe_conv_pack_f32(w, cin, cout, kh, kw, QE_F32_GEMM_NR, c->wpack);
     /* Padded to whole panels: the kernels always load 16 bias values. */
@@ -33,7 +47,6 @@ void qe_conv_f32_init(qe_conv_f32 *c, int cin, int cout, int kh, int kw, int str
     memset(c->bias, 0, (size_t)panels * QE_F32_GEMM_NR * sizeof(float));
     if (bias)
         memcpy(c->bias, bias, (size_t)cout * sizeof(float));
-    c->priv = NULL;
 }
 
 void qe_conv_f32_free(qe_conv_f32 *c)
@@ -52,10 +65,69 @@ typedef struct forward_ctx {
     const float *residual;
     float *out;
     int relu;
+    int stream;
 } forward_ctx;
 
+typedef struct scratch {
+    const float **ind;     /* [rows * segs_per_block]: tile by tile, segment-major in a tile */
+    float *clipped;        /* copies of the kernel rows cut by the left/right padding */
+} scratch;
+
+/* Points ind at the K block's segments for rows [m0, m0 + rows), laid out as the kernels read
+ * them: tile after tile, a[s * mr + r] within a tile. */
+static void build_indirection(const forward_ctx *x, size_t m0, size_t rows, size_t tiles,
+                              const qe_gemm_kblock *kb, const scratch *s)
+{
+    const qe_conv_geom *g = x->g;
+    const size_t hw = (size_t)g->oh * g->ow, nseg = (size_t)kb->nseg;
+    size_t b = m0 / hw;
+    int oy = (int)(m0 % hw / g->ow), ox = (int)(m0 % g->ow);
+    size_t row = 0;
+
+    for (size_t t = 0; t < tiles; t++) {
+        const size_t mr = qe_gemm_tile_rows(rows, tiles, t);
+        const float **tile = s->ind + row * nseg;
+        for (size_t i = 0; i < mr; i++, row++) {
+            const int iy0 = oy * g->stride - g->pad, ix0 = ox * g->stride - g->pad;
+            const int inside = ix0 >= 0 && ix0 + g->kw <= g->w;
+            for (size_t sg = 0; sg < nseg; sg++) {
+                const int ky = kb->seg + (int)sg, iy = iy0 + ky;
+                const float *p;
+                if (iy < 0 || iy >= g->h) {
+                    p = zeros;
+                } else if (inside) {
+                    p = x->in + ((b * g->h + (size_t)iy) * g->w + (size_t)ix0) * g->cin + kb->off;
+                } else {
+                    float *copy = s->clipped + (row * nseg + sg) * kb->len;
+                    qe_conv_im2col_f32(g, x->in, m0 + row, 1,
+                                       (size_t)ky * x->plan->seg_len + kb->off, kb->len, copy);
+                    p = copy;
+                }
+                tile[sg * mr + i] = p;
+            }
+            if (++ox == g->ow) {
+                ox = 0;
+                if (++oy == g->oh) {
+                    oy = 0;
+                    b++;
+                }
+            }
+        }
+    }
+}
+
+/* The first pass over an M block's rows (first panel) is the one that brings them in from
+ * memory; the hardware prefetcher does not see six interleaved rows as streams, so fetch the
+ * next tile's segments while this one computes. Later panels find them in L2. */
+static void prefetch_tile(const float *const *a, size_t count, size_t len)
+{
+    for (size_t q = 0; q < count; q++)
+        for (size_t k = 0; k < len; k += 64 / sizeof(float))
+            __builtin_prefetch(a[q] + k, 0, 3);
+}
+
 /* One task: rows [m0, m0 + rows) of the output times one group of weight panels, all K. */
-static void run_task(const forward_ctx *x, size_t task, float *abuf)
+static void run_task(const forward_ctx *x, size_t task, const scratch *s)
 {
     const qe_conv_geom *g = x->g;
     const qe_gemm_plan *p = x->plan;
@@ -66,43 +138,33 @@ static void run_task(const forward_ctx *x, size_t task, float *abuf)
     const int p1 = p0 + p->panels_per_task < p->panels ? p0 + p->panels_per_task : p->panels;
     const size_t tiles = qe_gemm_tiles(rows, QE_F32_GEMM_MR);
 
-    for (size_t kb = 0; kb < p->k_blocks; kb++) {
-        const size_t k0 = kb * p->kc;
-        const size_t kc = g->k - k0 < p->kc ? g->k - k0 : p->kc;
-        const int last = kb + 1 == p->k_blocks;
-        const float *a;
-        size_t a_stride;
-        if (g->direct) {
-            a = x->in + m0 * g->cin + k0;
-            a_stride = (size_t)g->cin;
-        } else {
-            qe_conv_im2col_f32(g, x->in, m0, rows, k0, kc, abuf);
-            a = abuf;
-            a_stride = kc;
-        }
+    for (size_t b = 0; b < p->k_blocks; b++) {
+        qe_gemm_kblock kb;
+        qe_gemm_plan_kblock(p, b, &kb);
+        const int last = b + 1 == p->k_blocks;
+        build_indirection(x, m0, rows, tiles, &kb, s);
         for (int pn = p0; pn < p1; pn++) {
             const size_t col = (size_t)pn * QE_F32_GEMM_NR;
             const size_t nc = cout - col < QE_F32_GEMM_NR ? cout - col : QE_F32_GEMM_NR;
-            const float *w = x->conv->wpack + ((size_t)pn * g->k + k0) * QE_F32_GEMM_NR;
-            qe_f32_gemm_params params = {kb == 0 ? x->conv->bias + col : NULL, NULL,
-                                         last && x->relu};
+            const float *w = x->conv->wpack + ((size_t)pn * g->k + kb.k0) * QE_F32_GEMM_NR;
+            qe_f32_gemm_params params = {b == 0 ? x->conv->bias + col : NULL, NULL,
+                                         last && x->relu, last && x->stream};
             size_t row = 0;
             for (size_t t = 0; t < tiles; t++) {
                 const size_t mr = qe_gemm_tile_rows(rows, tiles, t);
                 const size_t crow = (m0 + row) * cout + col;
                 params.residual = last && x->residual ? x->residual + crow : NULL;
-                if (pn == p0 && g->direct && t + 1 < tiles) {
-                    const float *na = a + (row + mr) * a_stride;
-                    for (size_t r = 0; r < mr; r++)
-                        for (size_t k = 0; k < kc; k += 16)
-                            __builtin_prefetch(na + r * a_stride + k, 0, 2);
-                }
-                x->cfg->ukernel[mr](nc, kc, a + row * a_stride, a_stride, w, x->out + crow, cout,
-                                    &params);
+                if (pn == p0 && t + 1 < tiles)
+                    prefetch_tile(s->ind + (row + mr) * kb.nseg,
+                                  qe_gemm_tile_rows(rows, tiles, t + 1) * kb.nseg, kb.len);
+                x->cfg->igemm[mr](nc, (size_t)kb.nseg, kb.len, s->ind + row * kb.nseg, w,
+                                  x->out + crow, cout, &params);
                 row += mr;
             }
         }
     }
+    if (x->stream)
+        _mm_sfence();   /* non-temporal stores are weakly ordered: publish them */
 }
 
 void qe_conv_f32_forward(const qe_conv_f32 *c, const float *in, int n, int h, int w,
@@ -111,21 +173,32 @@ void qe_conv_f32_forward(const qe_conv_f32 *c, const float *in, int n, int h, in
     qe_conv_geom g;
     qe_gemm_plan plan;
     qe_conv_geom_init(&g, c->cin, c->kh, c->kw, c->stride, c->pad, n, h, w);
-    if (g.m == 0)
+    if (g.m == 0 || !c->wpack)
         return;
     int threads = omp_get_max_threads();
     int panels = (c->cout + QE_F32_GEMM_NR - 1) / QE_F32_GEMM_NR;
-    qe_gemm_plan_init(&plan, g.m, g.k, panels, QE_F32_GEMM_MR, MC_MAX, KC_MAX, threads);
+    qe_gemm_plan_init(&plan, &g, panels, QE_F32_GEMM_MR, MC_MAX, KC_MAX, threads);
     if ((size_t)threads > plan.tasks)
         threads = (int)plan.tasks;
 
-    forward_ctx x = {c, &g, &plan, qe_f32_gemm_config_get(), in, residual, out, relu};
+    /* An output this large is evicted before the next layer reads it: write it past the
+     * caches instead of first reading every line in (rows must be 32-byte aligned). */
+    size_t out_bytes = g.m * (size_t)c->cout * sizeof(float);
+    int stream = out_bytes >= STREAM_MIN_BYTES && (uintptr_t)out % 32 == 0 && c->cout % 8 == 0;
+
+    forward_ctx x = {c, &g, &plan, qe_f32_gemm_config_get(), in, residual, out, relu, stream};
 #pragma omp parallel num_threads(threads)
     {
-        float *abuf = g.direct ? NULL : qe_malloc_aligned(plan.mc * plan.kc * sizeof(float));
+        scratch s;
+        s.ind = qe_malloc(plan.mc * plan.segs_per_block * sizeof *s.ind);
+        /* Clipped kernel rows only occur with horizontal padding. */
+        s.clipped = g.pad > 0 ? qe_malloc_aligned(plan.mc * plan.segs_per_block * plan.piece *
+                                                  sizeof(float))
+                              : NULL;
 #pragma omp for schedule(dynamic, 1)
         for (long t = 0; t < (long)plan.tasks; t++)
-            run_task(&x, (size_t)t, abuf);
-        qe_free_aligned(abuf);
+            run_task(&x, (size_t)t, &s);
+        free(s.ind);
+        qe_free_aligned(s.clipped);
     }
 }

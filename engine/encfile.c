@@ -6,6 +6,7 @@
 #include "encfile.h"
 
 #include <errno.h>
+#include <float.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
@@ -361,9 +362,10 @@ static void sb_put_double(sbuf *b, double v)
     char sci[40], digits[24], out[48];
     int prec, exp10, nd = 0, o = 0;
 
-    /* The first of 15, 16, 17 significant digits that round-trips is the shortest: any
-     * shorter exact form would show up as trailing zeros, stripped below. */
-    for (prec = 15; prec < 17; prec++) {
+    /* For a normal double the first of 15, 16, 17 significant digits that round-trips is the
+     * shortest: its rounding interval holds at most one 15-digit decimal, so a shorter form
+     * shows up as trailing zeros, stripped below. Subnormals have wider intervals. */
+    for (prec = fabs(v) < DBL_MIN ? 1 : 15; prec < 17; prec++) {
         snprintf(sci, sizeof sci, "%.*e", prec - 1, v);
         if (strtod(sci, NULL) == v)
             break;

@@ -1,5 +1,6 @@
 /*
- * gemm_f32.c - the portable f32 GEMM microkernels and the per-ISA kernel tables (gemm_f32.h).
+ * gemm_f32.c - the portable f32 indirect-GEMM microkernels and the per-ISA kernel tables
+ * (gemm_f32.h).
  *
  * Plain C over the same packed layout and tile shape as the AVX2 kernels, so the convolution
  * driver is the same for both; the 16-wide column loops are left for the compiler to vectorise.
@@ -10,21 +11,22 @@
 
 #include "cpu.h"
 
-static inline void gemm_tile(const int mr, size_t nc, size_t kc, const float *a, size_t a_stride,
-                             const float *w, float *c, size_t c_stride,
-                             const qe_f32_gemm_params *params)
+static inline void igemm_tile(const int mr, size_t nc, size_t ks, size_t kc,
+                              const float *const *a, const float *w, float *c, size_t c_stride,
+                              const qe_f32_gemm_params *params)
 {
     float acc[QE_F32_GEMM_MR][QE_F32_GEMM_NR];
 
     for (int r = 0; r < mr; r++)
         for (size_t j = 0; j < QE_F32_GEMM_NR; j++)
             acc[r][j] = params->bias ? params->bias[j] : j < nc ? c[r * c_stride + j] : 0.0f;
-    for (size_t k = 0; k < kc; k++, w += QE_F32_GEMM_NR)
-        for (int r = 0; r < mr; r++) {
-            const float x = a[r * a_stride + k];
-            for (size_t j = 0; j < QE_F32_GEMM_NR; j++)
-                acc[r][j] += x * w[j];
-        }
+    for (size_t s = 0; s < ks; s++, a += mr)
+        for (size_t k = 0; k < kc; k++, w += QE_F32_GEMM_NR)
+            for (int r = 0; r < mr; r++) {
+                const float x = a[r][k];
+                for (size_t j = 0; j < QE_F32_GEMM_NR; j++)
+                    acc[r][j] += x * w[j];
+            }
     for (int r = 0; r < mr; r++)
         for (size_t j = 0; j < nc; j++) {
             float v = acc[r][j];
@@ -36,12 +38,13 @@ static inline void gemm_tile(const int mr, size_t nc, size_t kc, const float *a,
         }
 }
 
-#define DEFINE_UKERNEL(MR)                                                                     \
-    void qe_f32_gemm_ukernel_##MR##x16__scalar(size_t nc, size_t kc, const float *a,           \
-                                               size_t a_stride, const float *w, float *c,      \
-                                               size_t c_stride, const qe_f32_gemm_params *p)   \
-    {                                                                                          \
-        gemm_tile(MR, nc, kc, a, a_stride, w, c, c_stride, p);                                 \
+#define DEFINE_UKERNEL(MR)                                                                    \
+    void qe_f32_igemm_ukernel_##MR##x16__scalar(size_t nc, size_t ks, size_t kc,              \
+                                                const float *const *a, const float *w,        \
+                                                float *c, size_t c_stride,                    \
+                                                const qe_f32_gemm_params *p)                  \
+    {                                                                                         \
+        igemm_tile(MR, nc, ks, kc, a, w, c, c_stride, p);                                     \
     }
 DEFINE_UKERNEL(1)
 DEFINE_UKERNEL(2)
@@ -52,16 +55,16 @@ DEFINE_UKERNEL(6)
 
 static const qe_f32_gemm_config config_scalar = {
     "scalar",
-    {NULL, qe_f32_gemm_ukernel_1x16__scalar, qe_f32_gemm_ukernel_2x16__scalar,
-     qe_f32_gemm_ukernel_3x16__scalar, qe_f32_gemm_ukernel_4x16__scalar,
-     qe_f32_gemm_ukernel_5x16__scalar, qe_f32_gemm_ukernel_6x16__scalar},
+    {NULL, qe_f32_igemm_ukernel_1x16__scalar, qe_f32_igemm_ukernel_2x16__scalar,
+     qe_f32_igemm_ukernel_3x16__scalar, qe_f32_igemm_ukernel_4x16__scalar,
+     qe_f32_igemm_ukernel_5x16__scalar, qe_f32_igemm_ukernel_6x16__scalar},
 };
 
 static const qe_f32_gemm_config config_avx2 = {
     "avx2",
-    {NULL, qe_f32_gemm_ukernel_1x16__avx2, qe_f32_gemm_ukernel_2x16__avx2,
-     qe_f32_gemm_ukernel_3x16__avx2, qe_f32_gemm_ukernel_4x16__avx2,
-     qe_f32_gemm_ukernel_5x16__avx2, qe_f32_gemm_ukernel_6x16__avx2},
+    {NULL, qe_f32_igemm_ukernel_1x16__avx2, qe_f32_igemm_ukernel_2x16__avx2,
+     qe_f32_igemm_ukernel_3x16__avx2, qe_f32_igemm_ukernel_4x16__avx2,
+     qe_f32_igemm_ukernel_5x16__avx2, qe_f32_igemm_ukernel_6x16__avx2},
 };
 
 const qe_f32_gemm_config *qe_f32_gemm_config_get(void)

@@ -1,5 +1,5 @@
 /*
- * gemm_f32__avx2.c - AVX2+FMA f32 GEMM microkernels (contract in gemm_f32.h).
+ * gemm_f32__avx2.c - AVX2+FMA f32 indirect-GEMM microkernels (contract in gemm_f32.h).
  *
  * Broadcast form, as XNNPACK's f32-gemm "avx-broadcast": per k, two 8-float loads of the weight
  * panel and one broadcast per row feed 2*MR independent FMA chains. At MR = 6 that is 12
@@ -22,17 +22,13 @@ static inline __m256i lane_mask(size_t n)
 /* The body shared by all row counts; mr is a constant in every caller, so the row loops unroll
  * and the accumulator arrays live in registers. */
 static inline __attribute__((always_inline)) void
-gemm_tile(const int mr, size_t nc, size_t kc, const float *a, size_t a_stride, const float *w,
-          float *c, size_t c_stride, const qe_f32_gemm_params *params)
+igemm_tile(const int mr, size_t nc, size_t ks, size_t kc, const float *const *a, const float *w,
+           float *c, size_t c_stride, const qe_f32_gemm_params *params)
 {
-    const float *ar[QE_F32_GEMM_MR];
     __m256 lo[QE_F32_GEMM_MR], hi[QE_F32_GEMM_MR];
     const int full = nc == QE_F32_GEMM_NR;
     const __m256i mlo = lane_mask(nc < 8 ? nc : 8), mhi = lane_mask(nc > 8 ? nc - 8 : 0);
 
-#pragma GCC unroll 6
-    for (int r = 0; r < mr; r++)
-        ar[r] = a + r * a_stride;
     if (params->bias) {
         const __m256 b0 = _mm256_loadu_ps(params->bias), b1 = _mm256_loadu_ps(params->bias + 8);
 #pragma GCC unroll 6
@@ -49,14 +45,22 @@ gemm_tile(const int mr, size_t nc, size_t kc, const float *a, size_t a_stride, c
         }
     }
 
-    for (size_t k = 0; k < kc; k++) {
-        const __m256 w0 = _mm256_load_ps(w), w1 = _mm256_load_ps(w + 8);
-        w += QE_F32_GEMM_NR;
+    for (size_t s = 0; s < ks; s++, a += mr) {
+        const float *ar[QE_F32_GEMM_MR];
 #pragma GCC unroll 6
-        for (int r = 0; r < mr; r++) {
-            const __m256 x = _mm256_broadcast_ss(ar[r] + k);
-            lo[r] = _mm256_fmadd_ps(x, w0, lo[r]);
-            hi[r] = _mm256_fmadd_ps(x, w1, hi[r]);
+        for (int r = 0; r < mr; r++)
+            ar[r] = a[r];
+        /* Unrolled so the loop counter costs a fraction of an issue slot per 12 FMAs. */
+#pragma GCC unroll 4
+        for (size_t k = 0; k < kc; k++) {
+            const __m256 w0 = _mm256_load_ps(w), w1 = _mm256_load_ps(w + 8);
+            w += QE_F32_GEMM_NR;
+#pragma GCC unroll 6
+            for (int r = 0; r < mr; r++) {
+                const __m256 x = _mm256_broadcast_ss(ar[r] + k);
+                lo[r] = _mm256_fmadd_ps(x, w0, lo[r]);
+                hi[r] = _mm256_fmadd_ps(x, w1, hi[r]);
+            }
         }
     }
 
@@ -79,7 +83,10 @@ gemm_tile(const int mr, size_t nc, size_t kc, const float *a, size_t a_stride, c
 #pragma GCC unroll 6
     for (int r = 0; r < mr; r++) {
         float *cr = c + r * c_stride;
-        if (full) {
+        if (full && params->stream) {
+            _mm256_stream_ps(cr, lo[r]);
+            _mm256_stream_ps(cr + 8, hi[r]);
+        } else if (full) {
             _mm256_storeu_ps(cr, lo[r]);
             _mm256_storeu_ps(cr + 8, hi[r]);
         } else {
@@ -89,12 +96,12 @@ gemm_tile(const int mr, size_t nc, size_t kc, const float *a, size_t a_stride, c
     }
 }
 
-#define DEFINE_UKERNEL(MR)                                                                     \
-    void qe_f32_gemm_ukernel_##MR##x16__avx2(size_t nc, size_t kc, const float *a,             \
-                                             size_t a_stride, const float *w, float *c,        \
-                                             size_t c_stride, const qe_f32_gemm_params *p)     \
-    {                                                                                          \
-        gemm_tile(MR, nc, kc, a, a_stride, w, c, c_stride, p);                                 \
+#define DEFINE_UKERNEL(MR)                                                                   \
+    void qe_f32_igemm_ukernel_##MR##x16__avx2(size_t nc, size_t ks, size_t kc,               \
+                                              const float *const *a, const float *w, float *c, \
+                                              size_t c_stride, const qe_f32_gemm_params *p)   \
+    {                                                                                        \
+        igemm_tile(MR, nc, ks, kc, a, w, c, c_stride, p);                                    \
     }
 DEFINE_UKERNEL(1)
 DEFINE_UKERNEL(2)

@@ -17,8 +17,8 @@
 #include <jerror.h>
 
 /* Adversarial progressive files can hold thousands of tiny scans that each re-walk the whole
- * coefficient buffer; real photographs have about ten. Same guard as libjpeg-turbo's
- * TurboJPEG "limitScans" (which uses 500). */
+ * coefficient buffer (a CPU-time bomb). Pillow has no limit, but real photographs have about
+ * ten scans; TurboJPEG's own "limit scans" option draws the line at 500. */
 #define MAX_SCANS 1000
 
 /* Rows handed to one jpeg_read_scanlines call. */
@@ -28,7 +28,7 @@ typedef struct decoder {
     struct jpeg_error_mgr pub;      /* first member: libjpeg sees a jpeg_error_mgr */
     struct jpeg_progress_mgr progress;
     jmp_buf jmp;
-    char msg[JMSG_LENGTH_MAX];
+    char msg[JMSG_LENGTH_MAX + 32];
     /* Owned buffers live here, outside decode_jpeg's frame, so they stay valid across longjmp. */
     uint8_t *rgb;
     uint8_t *row;                   /* CMYK scanline */
@@ -37,7 +37,9 @@ typedef struct decoder {
 static void on_error(j_common_ptr cinfo)
 {
     decoder *d = (decoder *)cinfo->err;
-    cinfo->err->format_message(cinfo, d->msg);
+    char text[JMSG_LENGTH_MAX];
+    cinfo->err->format_message(cinfo, text);
+    snprintf(d->msg, sizeof d->msg, "invalid JPEG: %s", text);
     longjmp(d->jmp, 1);
 }
 

@@ -24,10 +24,10 @@
 
 /* The resampling of one axis restricted to QE_CROP consecutive outputs. */
 typedef struct axis {
-    int ksize;                      /* coefficient slots per output */
+    int stride;                     /* coefficient slots per output: the largest tap count */
     int start[QE_CROP];             /* first input sample of each output ("xmin") */
     int taps[QE_CROP];              /* number of input samples of each output ("n") */
-    int32_t *k;                     /* [QE_CROP][ksize] 22-bit fixed-point weights */
+    int32_t *k;                     /* [QE_CROP][stride] 22-bit fixed-point weights */
 } axis;
 
 static double bilinear_filter(double x)
@@ -41,40 +41,46 @@ static double bilinear_filter(double x)
 
 /* Pillow's precompute_coeffs + normalize_coeffs_8bpc (§3.2) for outputs first .. first+QE_CROP-1
  * of an in_size -> out_size resize. The double arithmetic follows the spec's order operation by
- * operation; the build's -ffp-contract=off keeps `center` from being fused. */
+ * operation; the build's -ffp-contract=off keeps `center` from being fused. (Pillow's ksize
+ * only sizes its coefficient storage; the largest n, which never exceeds it, does here.) */
 static void axis_init(axis *a, int in_size, int out_size, int first)
 {
     double scale = (double)in_size / out_size;          /* (in1 - in0) / out, box = whole axis */
     double filterscale = scale < 1.0 ? 1.0 : scale;
     double support = 1.0 * filterscale;                  /* BILINEAR support is 1 */
     double ss = 1.0 / filterscale;
-    a->ksize = (int)ceil(support) * 2 + 1;
-    a->k = qe_calloc((size_t)QE_CROP * (size_t)a->ksize, sizeof *a->k);
-    double *w = qe_malloc((size_t)a->ksize * sizeof *w);
+    double center[QE_CROP];
 
+    a->stride = 1;
     for (int i = 0; i < QE_CROP; i++) {
-        int xx = first + i;
-        double center = (xx + 0.5) * scale;              /* in0 + ..., in0 = 0 */
-        int xmin = (int)(center - support + 0.5);
-        int xmax = (int)(center + support + 0.5);
+        center[i] = (first + i + 0.5) * scale;           /* in0 + ..., in0 = 0 */
+        int xmin = (int)(center[i] - support + 0.5);
+        int xmax = (int)(center[i] + support + 0.5);
         if (xmin < 0)
             xmin = 0;
         if (xmax > in_size)
             xmax = in_size;
-        int n = xmax - xmin;
+        a->start[i] = xmin;
+        a->taps[i] = xmax - xmin;
+        if (a->taps[i] > a->stride)
+            a->stride = a->taps[i];
+    }
+
+    a->k = qe_calloc((size_t)QE_CROP * (size_t)a->stride, sizeof *a->k);
+    double *w = qe_malloc((size_t)a->stride * sizeof *w);
+    for (int i = 0; i < QE_CROP; i++) {
+        int n = a->taps[i];
         double ww = 0.0;
         for (int x = 0; x < n; x++) {
-            w[x] = bilinear_filter((x + xmin - center + 0.5) * ss);
+            w[x] = bilinear_filter((x + a->start[i] - center[i] + 0.5) * ss);
             ww += w[x];
         }
-        int32_t *k = a->k + (size_t)i * (size_t)a->ksize;
+        int32_t *k = a->k + (size_t)i * (size_t)a->stride;
         for (int x = 0; x < n; x++) {
             double v = ww != 0.0 ? w[x] / ww : w[x];
             k[x] = v < 0 ? (int32_t)(-0.5 + v * (1 << PRECISION_BITS))
                          : (int32_t)(0.5 + v * (1 << PRECISION_BITS));
         }
-        a->start[i] = xmin;
-        a->taps[i] = n;
     }
     free(w);
 }
@@ -88,12 +94,11 @@ static inline uint8_t clip8(int32_t acc)
 /* Horizontal pass over one source row: the QE_CROP output pixels of `a`. */
 static void resample_row(const uint8_t *src, const axis *a, uint8_t *dst)
 {
-    const int taps = a->ksize;
     for (int i = 0; i < QE_CROP; i++, dst += 3) {
         const uint8_t *p = src + (size_t)a->start[i] * 3;
-        const int32_t *k = a->k + (size_t)i * (size_t)taps;
+        const int32_t *k = a->k + (size_t)i * (size_t)a->stride;
         int32_t r = ROUND_HALF, g = ROUND_HALF, b = ROUND_HALF;
-        for (int x = 0; x < taps; x++, p += 3) {
+        for (int x = 0; x < a->taps[i]; x++, p += 3) {
             r += p[0] * k[x];
             g += p[1] * k[x];
             b += p[2] * k[x];
@@ -191,7 +196,7 @@ int qe_image_crop(const qe_image *img, uint8_t crop[QE_CROP_BYTES], char *err)
     if (need_v) {
         for (int i = 0; i < QE_CROP; i++)
             resample_column(vsrc + (size_t)(ay.start[i] - row0) * vstride, vstride,
-                            ay.k + (size_t)i * (size_t)ay.ksize, ay.taps[i],
+                            ay.k + (size_t)i * (size_t)ay.stride, ay.taps[i],
                             crop + (size_t)i * CROP_ROW_BYTES);
         free(ay.k);
     } else if (!need_h) {

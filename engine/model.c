@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "encfile.h"
+#include "image.h"
+#include "pipeline.h"
 #include "sha256.h"
 #include "synth.h"
 
@@ -71,21 +74,107 @@ static int load_params(qe_model *m, const char *path, qe_resnet_params *p, char 
     return rc;
 }
 
-int qe_model_open(const char *config, const char *weights, qe_model **out, char *warn, char *err)
+/* Runs the calibration images through the pipeline in batches of `batch` (§3.6). */
+static int calibrate(qe_model *m, const qe_model_opts *o, char *err)
 {
+    const qe_dataset *ds = o->calib;
+    if (!ds || ds->count == 0)
+        return qe_err(err, "%s needs calibration images (or an encodings file)", m->cfg.name);
+    int batch = o->calib_batch > 0 ? o->calib_batch : (m->cfg.calib_batch > 0 ? m->cfg.calib_batch : 128);
+    double t0 = qe_now();
+    qe_pipeline *p = qe_pipeline_start(ds->items, ds->count, batch, o->workers > 0 ? o->workers : 2, QE_DEFAULT_MAX_PIXELS);
+    qe_batch *b;
+    size_t done = 0;
+    int rc = 0;
+    while ((b = qe_pipeline_next(p)) != NULL) {
+        for (int i = 0; i < b->n && rc == 0; i++)
+            if (b->error[i][0])
+                rc = qe_err(err, "calibration image %s: %s", ds->items[b->first + (size_t)i].path, b->error[i]);
+        if (rc == 0)
+            qe_qsim_calibrate_batch(m->qsim, b->x, b->n);
+        done += (size_t)b->n;
+        qe_pipeline_release(p, b);
+        if (rc)
+            break;
+        if (o->progress)
+            o->progress(o->progress_ctx, "calibration", done, ds->count);
+    }
+    qe_pipeline_stop(p);
+    if (rc == 0 && qe_qsim_calibrate_finish(m->qsim, err))
+        rc = -1;
+    m->calib_seconds = qe_now() - t0;
+    snprintf(m->encodings_source, sizeof m->encodings_source, "calibrated on %zu images, batch %d", ds->count, batch);
+    return rc;
+}
+
+/* Sets up the quantized network of m from p: frozen parameter encodings, then loaded or
+ * calibrated activation encodings; keeps the §6.1 text of the result. */
+static int open_quantized(qe_model *m, const qe_resnet_params *p, const qe_model_opts *o, char *warn, char *err)
+{
+    m->qsim = qe_qsim_create(p, m->cfg.param_bw, QE_SCHEME_TF_ENHANCED, err);
+    if (!m->qsim)
+        return -1;
+    char path[4096];
+    const char *penc = o->param_encodings;
+    if (!penc && !o->encodings && !o->encodings_text && !m->synthetic &&
+        qe_modelcfg_find_file(m->cfg.param_encodings_file, path, sizeof path) == 0)
+        penc = path;
+    if (penc) {
+        qe_enctable t;
+        qe_enctable_init(&t);
+        int rc = qe_encfile_read(penc, &t, err);
+        if (rc == 0)
+            rc = qe_qsim_freeze_params(m->qsim, &t, err);
+        qe_enctable_free(&t);
+        if (rc)
+            return qe_err(err, "parameter encodings %s: %s", penc, err);
+    } else if (!o->encodings && !o->encodings_text && !m->synthetic) {
+        snprintf(warn, QE_ERR_LEN, "no AdaRound parameter encodings (%s) found: weight encodings are computed (§2.3)",
+                 m->cfg.param_encodings_file);
+    }
+    if (o->encodings || o->encodings_text) {
+        qe_enctable t;
+        qe_enctable_init(&t);
+        int rc = o->encodings_text ? qe_encfile_parse(o->encodings_text, strlen(o->encodings_text), &t, err)
+                                   : qe_encfile_read(o->encodings, &t, err);
+        if (rc == 0)
+            rc = qe_qsim_load_encodings(m->qsim, &t, err);
+        qe_enctable_free(&t);
+        if (rc)
+            return -1;
+        snprintf(m->encodings_source, sizeof m->encodings_source, "%s", o->encodings ? o->encodings : "cached encodings");
+    } else if (calibrate(m, o, err)) {
+        return -1;
+    }
+    qe_enctable t;
+    qe_enctable_init(&t);
+    size_t len;
+    int rc = qe_qsim_export(m->qsim, &t, err);
+    if (rc == 0)
+        rc = qe_encfile_format(&t, &m->encodings_json, &len, err);
+    qe_enctable_free(&t);
+    if (rc == 0)
+        qe_sha256_hex(m->encodings_json, len, m->encodings_sha256);
+    return rc;
+}
+
+int qe_model_open(const char *config, const qe_model_opts *opts, qe_model **out, char *warn, char *err)
+{
+    static const qe_model_opts defaults;
+    const qe_model_opts *o = opts ? opts : &defaults;
     double t0 = qe_now();
     qe_model *m = qe_calloc(1, sizeof *m);
+    char wbuf[QE_ERR_LEN] = "", wbuf2[QE_ERR_LEN] = "";
     if (warn)
         warn[0] = 0;
-    char wbuf[QE_ERR_LEN] = "";
     if (qe_modelcfg_get(config, &m->cfg, err)) {
         free(m);
         return -1;
     }
     const char *path = NULL;
     char found[4096];
-    if (weights) {
-        path = weights;
+    if (o->weights) {
+        path = o->weights;
     } else if (qe_modelcfg_find_file(m->cfg.weights_file, found, sizeof found) == 0) {
         path = found;
     } else if (m->cfg.quantized && qe_modelcfg_find_file(m->cfg.fp32_weights_file, found, sizeof found) == 0) {
@@ -105,11 +194,17 @@ int qe_model_open(const char *config, const char *weights, qe_model **out, char 
         snprintf(m->weights_desc, sizeof m->weights_desc, "synthetic %s (built-in, random weights)",
                  qe_resnet_desc_get(m->cfg.arch)->name);
     }
-    m->f32 = qe_f32net_create(&p);
+    if (!m->cfg.quantized || !o->no_fp32)
+        m->f32 = qe_f32net_create(&p);
+    int rc = m->cfg.quantized ? open_quantized(m, &p, o, wbuf2, err) : 0;
     qe_resnet_params_free(&p);
+    if (rc) {
+        qe_model_close(m);
+        return -1;
+    }
     m->load_seconds = qe_now() - t0;
     if (warn)
-        memcpy(warn, wbuf, QE_ERR_LEN);
+        snprintf(warn, QE_ERR_LEN, "%s%s%s", wbuf, wbuf[0] && wbuf2[0] ? "; " : "", wbuf2);
     *out = m;
     return 0;
 }
@@ -119,13 +214,28 @@ void qe_model_close(qe_model *m)
     if (!m)
         return;
     qe_f32net_free(m->f32);
+    qe_qsim_free(m->qsim);
+    free(m->encodings_json);
     qe_modelcfg_free(&m->cfg);
     free(m);
+}
+
+void qe_model_forward(qe_model *m, const float *x, int n, float *logits)
+{
+    if (m->qsim)
+        qe_qsim_forward(m->qsim, x, n, logits);
+    else
+        qe_f32net_forward(m->f32, x, n, logits);
 }
 
 void qe_model_forward_f32(qe_model *m, const float *x, int n, float *logits)
 {
     qe_f32net_forward(m->f32, x, n, logits);
+}
+
+size_t qe_model_bytes(const qe_model *m)
+{
+    return (m->f32 ? qe_f32net_bytes(m->f32) : 0) + (m->qsim ? qe_qsim_bytes(m->qsim) : 0);
 }
 
 void qe_topk(const float *logits, int n, int k, int *idx)

@@ -77,81 +77,25 @@ const char *qe_pickle_storage_class(qe_dtype dt)
     return NULL;
 }
 
-/* Names of every pickle opcode, for error messages about the ones we refuse. */
-static const char *opcode_name(int op)
-{
-    switch (op) {
-    case '(': return "MARK";
-    case '.': return "STOP";
-    case '0': return "POP";
-    case '1': return "POP_MARK";
-    case '2': return "DUP";
-    case 'F': return "FLOAT";
-    case 'I': return "INT";
-    case 'J': return "BININT";
-    case 'K': return "BININT1";
-    case 'L': return "LONG";
-    case 'M': return "BININT2";
-    case 'N': return "NONE";
-    case 'P': return "PERSID";
-    case 'Q': return "BINPERSID";
-    case 'R': return "REDUCE";
-    case 'S': return "STRING";
-    case 'T': return "BINSTRING";
-    case 'U': return "SHORT_BINSTRING";
-    case 'V': return "UNICODE";
-    case 'X': return "BINUNICODE";
-    case 'a': return "APPEND";
-    case 'b': return "BUILD";
-    case 'c': return "GLOBAL";
-    case 'd': return "DICT";
-    case '}': return "EMPTY_DICT";
-    case 'e': return "APPENDS";
-    case 'g': return "GET";
-    case 'h': return "BINGET";
-    case 'i': return "INST";
-    case 'j': return "LONG_BINGET";
-    case 'l': return "LIST";
-    case ']': return "EMPTY_LIST";
-    case 'o': return "OBJ";
-    case 'p': return "PUT";
-    case 'q': return "BINPUT";
-    case 'r': return "LONG_BINPUT";
-    case 's': return "SETITEM";
-    case 't': return "TUPLE";
-    case ')': return "EMPTY_TUPLE";
-    case 'u': return "SETITEMS";
-    case 'G': return "BINFLOAT";
-    case 0x80: return "PROTO";
-    case 0x81: return "NEWOBJ";
-    case 0x82: return "EXT1";
-    case 0x83: return "EXT2";
-    case 0x84: return "EXT4";
-    case 0x85: return "TUPLE1";
-    case 0x86: return "TUPLE2";
-    case 0x87: return "TUPLE3";
-    case 0x88: return "NEWTRUE";
-    case 0x89: return "NEWFALSE";
-    case 0x8a: return "LONG1";
-    case 0x8b: return "LONG4";
-    case 'B': return "BINBYTES";
-    case 'C': return "SHORT_BINBYTES";
-    case 0x8c: return "SHORT_BINUNICODE";
-    case 0x8d: return "BINUNICODE8";
-    case 0x8e: return "BINBYTES8";
-    case 0x8f: return "EMPTY_SET";
-    case 0x90: return "ADDITEMS";
-    case 0x91: return "FROZENSET";
-    case 0x92: return "NEWOBJ_EX";
-    case 0x93: return "STACK_GLOBAL";
-    case 0x94: return "MEMOIZE";
-    case 0x95: return "FRAME";
-    case 0x96: return "BYTEARRAY8";
-    case 0x97: return "NEXT_BUFFER";
-    case 0x98: return "READONLY_BUFFER";
-    default: return "unknown opcode";
-    }
-}
+/* Names of every pickle opcode (protocols 0-5), for error messages about the ones we refuse. */
+static const char *const opcode_names[256] = {
+    ['('] = "MARK", ['.'] = "STOP", ['0'] = "POP", ['1'] = "POP_MARK", ['2'] = "DUP",
+    ['F'] = "FLOAT", ['I'] = "INT", ['J'] = "BININT", ['K'] = "BININT1", ['L'] = "LONG",
+    ['M'] = "BININT2", ['N'] = "NONE", ['P'] = "PERSID", ['Q'] = "BINPERSID", ['R'] = "REDUCE",
+    ['S'] = "STRING", ['T'] = "BINSTRING", ['U'] = "SHORT_BINSTRING", ['V'] = "UNICODE",
+    ['X'] = "BINUNICODE", ['a'] = "APPEND", ['b'] = "BUILD", ['c'] = "GLOBAL", ['d'] = "DICT",
+    ['}'] = "EMPTY_DICT", ['e'] = "APPENDS", ['g'] = "GET", ['h'] = "BINGET", ['i'] = "INST",
+    ['j'] = "LONG_BINGET", ['l'] = "LIST", [']'] = "EMPTY_LIST", ['o'] = "OBJ", ['p'] = "PUT",
+    ['q'] = "BINPUT", ['r'] = "LONG_BINPUT", ['s'] = "SETITEM", ['t'] = "TUPLE",
+    [')'] = "EMPTY_TUPLE", ['u'] = "SETITEMS", ['G'] = "BINFLOAT", ['B'] = "BINBYTES",
+    ['C'] = "SHORT_BINBYTES", [0x80] = "PROTO", [0x81] = "NEWOBJ", [0x82] = "EXT1",
+    [0x83] = "EXT2", [0x84] = "EXT4", [0x85] = "TUPLE1", [0x86] = "TUPLE2", [0x87] = "TUPLE3",
+    [0x88] = "NEWTRUE", [0x89] = "NEWFALSE", [0x8a] = "LONG1", [0x8b] = "LONG4",
+    [0x8c] = "SHORT_BINUNICODE", [0x8d] = "BINUNICODE8", [0x8e] = "BINBYTES8",
+    [0x8f] = "EMPTY_SET", [0x90] = "ADDITEMS", [0x91] = "FROZENSET", [0x92] = "NEWOBJ_EX",
+    [0x93] = "STACK_GLOBAL", [0x94] = "MEMOIZE", [0x95] = "FRAME", [0x96] = "BYTEARRAY8",
+    [0x97] = "NEXT_BUFFER", [0x98] = "READONLY_BUFFER",
+};
 
 /* --------------------------------------------------------------------------- values */
 
@@ -285,20 +229,21 @@ static int out_of_memory(vm *m)
                   PICKLE_BUDGET >> 20);
 }
 
-/* Grows a VM-local array so that index `need - 1` is valid, charging the growth. */
-static int grow(vm *m, void **arr, size_t *cap, size_t need, size_t elem)
+/* Returns the VM-local array arr grown (zero-filled) so that index need - 1 is valid, charging
+ * the growth to the budget; NULL when the budget is exhausted (arr is then unchanged). */
+static void *grow(vm *m, void *arr, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
-        return 0;
+        return arr;
     size_t n = *cap ? *cap : 64;
     while (n < need)
         n *= 2;
     if (charge(m->p, (n - *cap) * elem))
-        return out_of_memory(m);
-    *arr = qe_realloc(*arr, n * elem);
-    memset((char *)*arr + *cap * elem, 0, (n - *cap) * elem);
+        return NULL;
+    arr = qe_realloc(arr, n * elem);
+    memset((char *)arr + *cap * elem, 0, (n - *cap) * elem);
     *cap = n;
-    return 0;
+    return arr;
 }
 
 static int need(vm *m, size_t n)
@@ -314,8 +259,10 @@ static int push(vm *m, qe_pv *v)
 {
     if (!v)
         return out_of_memory(m);
-    if (grow(m, (void **)&m->stack, &m->stack_cap, m->sp + 1, sizeof *m->stack))
-        return -1;
+    qe_pv **st = grow(m, m->stack, &m->stack_cap, m->sp + 1, sizeof *st);
+    if (!st)
+        return out_of_memory(m);
+    m->stack = st;
     m->stack[m->sp++] = v;
     return 0;
 }
@@ -385,6 +332,8 @@ static qe_pv *new_seq(vm *m, qe_pv_kind kind, qe_pv *const *items, size_t n)
 
 static int seq_append(vm *m, qe_pv *s, qe_pv *const *items, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (s->u.seq.cap - s->u.seq.n < n) {
         size_t cap = s->u.seq.cap ? s->u.seq.cap : 8;
         while (cap - s->u.seq.n < n)
@@ -739,8 +688,10 @@ static int memo_put(vm *m, size_t idx)
      * cannot come from it, and bounding it bounds the memo's size by the input's. */
     if (idx >= m->len)
         return CORRUPT(m, "memo index %zu out of range", idx);
-    if (grow(m, (void **)&m->memo, &m->memo_cap, idx + 1, sizeof *m->memo))
-        return -1;
+    qe_pv **memo = grow(m, m->memo, &m->memo_cap, idx + 1, sizeof *memo);
+    if (!memo)
+        return out_of_memory(m);
+    m->memo = memo;
     if (!m->memo[idx])
         m->memo_count++;
     m->memo[idx] = v;
@@ -760,7 +711,7 @@ static int step(vm *m, int op, int *stop)
 {
     const uint8_t *b = m->buf;
     qe_pv *v, *k, *d;
-    size_t first, n;
+    size_t first = 0, n = 0;
     switch (op) {
     case 0x80:   /* PROTO */
         if (need(m, 1))
@@ -779,11 +730,14 @@ static int step(vm *m, int op, int *stop)
             return CORRUPT(m, "STOP with %zu values and %zu marks on the stack", m->sp, m->nmarks);
         *stop = 1;
         return 0;
-    case '(':    /* MARK */
-        if (grow(m, (void **)&m->marks, &m->marks_cap, m->nmarks + 1, sizeof *m->marks))
-            return -1;
+    case '(': {  /* MARK */
+        size_t *marks = grow(m, m->marks, &m->marks_cap, m->nmarks + 1, sizeof *marks);
+        if (!marks)
+            return out_of_memory(m);
+        m->marks = marks;
         m->marks[m->nmarks++] = m->sp;
         return 0;
+    }
     case ')':
         return push(m, &v_empty_tuple);
     case 't':    /* TUPLE */
@@ -914,7 +868,8 @@ static int step(vm *m, int op, int *stop)
     case 'b':
         return op_build(m);
     default:
-        return REJECT(m, "forbidden pickle opcode %s (0x%02x) at byte %zu", opcode_name(op), op, m->op_pos);
+        return REJECT(m, "forbidden pickle opcode %s (0x%02x) at byte %zu",
+                      opcode_names[op] ? opcode_names[op] : "unknown", op, m->op_pos);
     }
 }
 

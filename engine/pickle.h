@@ -120,12 +120,12 @@ const char *qe_pickle_storage_class(qe_dtype dt);
 /* Each reader fills an empty *sd (and its format) or returns -1 leaving it empty. */
 /* §7.1 torch zip, or §7.4 npz when the archive holds no data.pkl (ckpt_zip.c). */
 int qe_ckpt_zip_load(const uint8_t *buf, size_t len, qe_statedict *sd, char *err);
-/* §7.2 (ckpt_legacy.c); the caller has checked the magic number. */
+/* §7.2 (ckpt_legacy.c): files that start with qe_ckpt_legacy_magic. */
 int qe_ckpt_legacy_load(const uint8_t *buf, size_t len, qe_statedict *sd, char *err);
 /* §7.3 (ckpt_safetensors.c). */
 int qe_ckpt_safetensors_load(const uint8_t *buf, size_t len, qe_statedict *sd, char *err);
-/* §7.4 (ckpt_npz.c), on an archive opened by ckpt_zip.c. */
-int qe_ckpt_npz_load(struct zip *za, qe_statedict *sd, char *err);
+/* §7.4 (ckpt_npz.c), on an archive opened by ckpt_zip.c; no member may exceed max_member bytes. */
+int qe_ckpt_npz_load(struct zip *za, size_t max_member, qe_statedict *sd, char *err);
 
 /* Reads record idx of an open archive into a new qe_malloc_aligned buffer, refusing records
  * that are compressed, encrypted, larger than max_bytes, or whose CRC-32 does not match the

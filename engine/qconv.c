@@ -38,8 +38,8 @@ static const qe_qgemm_kernel kern_s4_scalar = {qe_qu8s4_gemm_ukernel_4x16c4__sca
                                                "qu8s4_gemm_4x16c4__scalar"};
 static const qe_qgemm_kernel kern_s8_avx2 = {qe_qu8s8_gemm_ukernel_6x16c2__avx2_madd16, 6, 2,
                                              "qu8s8_gemm_6x16c2__avx2_madd16"};
-static const qe_qgemm_kernel kern_s4_avx2 = {qe_qu8s4_gemm_ukernel_4x16c4__avx2_maddubs, 4, 4,
-                                             "qu8s4_gemm_4x16c4__avx2_maddubs"};
+static const qe_qgemm_kernel kern_s4_avx2 = {qe_qu8s4_gemm_ukernel_8x16c4__avx2_maddubs, 8, 4,
+                                             "qu8s4_gemm_8x16c4__avx2_maddubs"};
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
@@ -118,28 +118,44 @@ size_t qe_qconv_bytes(const qe_qconv *c)
     return pv->n16 * pv->kp * esize + (size_t)c->cout * sizeof *c->wsum;
 }
 
+/* The loops below are written in blocks of 16 so that GCC's -O2 vectorizer (which refuses
+ * loops needing a scalar epilogue) turns them into SSE2 widening moves. */
+static void widen_u8(uint16_t *restrict d, const uint8_t *restrict s, size_t n)
+{
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int t = 0; t < 16; t++)
+            d[j + t] = s[j + t];
+    for (; j < n; j++)
+        d[j] = s[j];
+}
+
+static void fill_u16(uint16_t *d, uint16_t v, size_t n)
+{
+    size_t j = 0;
+    for (; j + 16 <= n; j += 16)
+        for (int t = 0; t < 16; t++)
+            d[j + t] = v;
+    for (; j < n; j++)
+        d[j] = v;
+}
+
 /* A row segment of n codes (or n copies of one code) at element offset i of an A row, which
  * holds uint16 codes for the c2 packing and uint8 codes for c4. */
 static void arow_copy(void *row, int a16, size_t i, const uint8_t *src, size_t n)
 {
-    if (a16) {
-        uint16_t *d = (uint16_t *)row + i;
-        for (size_t j = 0; j < n; j++)
-            d[j] = src[j];
-    } else {
+    if (a16)
+        widen_u8((uint16_t *)row + i, src, n);
+    else
         memcpy((uint8_t *)row + i, src, n);
-    }
 }
 
 static void arow_fill(void *row, int a16, size_t i, int code, size_t n)
 {
-    if (a16) {
-        uint16_t *d = (uint16_t *)row + i;
-        for (size_t j = 0; j < n; j++)
-            d[j] = (uint16_t)code;
-    } else {
+    if (a16)
+        fill_u16((uint16_t *)row + i, (uint16_t)code, n);
+    else
         memset((uint8_t *)row + i, code, n);
-    }
 }
 
 typedef struct qconv_geom {
@@ -195,15 +211,15 @@ void qe_qconv_forward(const qe_qconv *c, const uint8_t *in, int n, int h, int w,
     size_t M = (size_t)n * (size_t)oh * (size_t)ow, cout = (size_t)c->cout;
 
     /* The epilogue's per-channel arrays, padded to whole panels. */
-    int32_t *zw = qe_calloc(pv->n16, sizeof *zw);
+    int32_t *acc0 = qe_calloc(pv->n16, sizeof *acc0);
     double *scale = qe_calloc(pv->n16, sizeof *scale);
     double *bias = qe_calloc(pv->n16, sizeof *bias);
     for (size_t j = 0; j < cout; j++) {
-        zw[j] = (int32_t)((uint32_t)zx * (uint32_t)c->wsum[j]);
+        acc0[j] = (int32_t)(0u - (uint32_t)zx * (uint32_t)c->wsum[j]);
         scale[j] = rq->scale[j];
         bias[j] = rq->bias[j];
     }
-    qe_qgemm_out o = {zw, scale, bias, rq->relu, rq->out.min_f, rq->out.max_f, rq->out.delta_f,
+    qe_qgemm_out o = {acc0, scale, bias, rq->relu, rq->out.min_f, rq->out.max_f, rq->out.delta_f,
                       rq->out.offset_f};
 
     qconv_geom g = {h, w, oh, ow, zx, kern->kr == 2, 0};
@@ -254,7 +270,7 @@ void qe_qconv_forward(const qe_qconv *c, const uint8_t *in, int n, int h, int w,
         }
         qe_free_aligned(abuf);
     }
-    free(zw);
+    free(acc0);
     free(scale);
     free(bias);
 }

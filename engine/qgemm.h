@@ -3,12 +3,12 @@
  *
  * A micro-kernel computes an mr x nc tile (nc <= QE_QGEMM_NR) of
  *
- *   sum[m][c] = sum_k A[m][k] * B[k][c]                       exact, modulo 2^32
+ *   acc[m][c] = acc0[c] + sum_k A[m][k] * B[k][c]            exact, modulo 2^32
  *
- * where A holds the uint8 activation codes (padding already filled with z_x) and B the weight
- * codes packed by qconv.c, then runs the §9.2 epilogue on each element and stores uint8 codes.
- * Since sum - z_x * wsum[c] equals the true accumulator modulo 2^32 and §9.2 guarantees that the
- * accumulator fits in int32, wrapping int32 arithmetic gives it exactly.
+ * where A holds the uint8 activation codes (padding already filled with z_x), B the weight
+ * codes packed by qconv.c and acc0[c] = -z_x * wsum[c], then runs the §9.2 epilogue on each
+ * element and stores uint8 codes. acc equals the true accumulator of §9.2 modulo 2^32, and §9.2
+ * guarantees that the true one fits in int32, so wrapping int32 arithmetic gives it exactly.
  *
  * Two packings, chosen per layer from the weight codes at init:
  *   c2 ("qu8s8"): B as int16 pairs [K/2][16][2], A as zero-extended uint16 codes. vpmaddwd sums
@@ -30,7 +30,7 @@
 /* The §9.2 epilogue of one forward call. The per-channel arrays are indexed by absolute output
  * channel and padded with zeros to a multiple of QE_QGEMM_NR. */
 typedef struct qe_qgemm_out {
-    const int32_t *zw;     /* z_x * wsum[c], subtracted from the raw sum (mod 2^32) */
+    const int32_t *acc0;   /* -z_x * wsum[c] (mod 2^32), the accumulators' starting value */
     const double *scale;   /* (double)delta_x * (double)delta_w[c] */
     const double *bias;
     int relu;
@@ -62,7 +62,7 @@ void qe_qu8s4_gemm_ukernel_4x16c4__scalar(size_t mr, size_t nc, size_t kc, const
 void qe_qu8s8_gemm_ukernel_6x16c2__avx2_madd16(size_t mr, size_t nc, size_t kc, const void *a,
                                                size_t a_stride, const void *w, uint8_t *c,
                                                size_t c_stride, const qe_qgemm_out *o, size_t n0);
-void qe_qu8s4_gemm_ukernel_4x16c4__avx2_maddubs(size_t mr, size_t nc, size_t kc, const void *a,
+void qe_qu8s4_gemm_ukernel_8x16c4__avx2_maddubs(size_t mr, size_t nc, size_t kc, const void *a,
                                                 size_t a_stride, const void *w, uint8_t *c,
                                                 size_t c_stride, const qe_qgemm_out *o, size_t n0);
 
@@ -73,9 +73,8 @@ void qe_qu8s4_gemm_ukernel_4x16c4__avx2_maddubs(size_t mr, size_t nc, size_t kc,
  * encoding (always 0..255) but keeps the conversion defined for any input. A NaN value is always
  * the first operand of fminf/fmaxf, where vminps/vmaxps also return the second one.
  */
-static inline uint8_t qe_qgemm_requant(uint32_t sum, const qe_qgemm_out *o, size_t c)
+static inline uint8_t qe_qgemm_requant(int32_t acc, const qe_qgemm_out *o, size_t c)
 {
-    int32_t acc = (int32_t)(sum - (uint32_t)o->zw[c]);
     double y = (double)acc * o->scale[c];
     y = y + o->bias[c];
     float yf = (float)y;

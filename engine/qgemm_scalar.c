@@ -13,7 +13,9 @@ static inline void gemm_rows(size_t mr, size_t nc, size_t kc, const void *a, siz
 {
     for (size_t r = 0; r < mr; r++) {
         const uint8_t *arow = (const uint8_t *)a + r * a_stride;
-        uint32_t acc[QE_QGEMM_NR] = {0};
+        uint32_t acc[QE_QGEMM_NR];
+        for (int j = 0; j < QE_QGEMM_NR; j++)
+            acc[j] = (uint32_t)o->acc0[n0 + (size_t)j];
         for (size_t k = 0; k < kc; k += (size_t)kr) {
             for (int j = 0; j < QE_QGEMM_NR; j++) {
                 for (int t = 0; t < kr; t++) {
@@ -32,7 +34,7 @@ static inline void gemm_rows(size_t mr, size_t nc, size_t kc, const void *a, siz
         }
         uint8_t *crow = c + r * c_stride;
         for (size_t j = 0; j < nc; j++)
-            crow[j] = qe_qgemm_requant(acc[j], o, n0 + j);
+            crow[j] = qe_qgemm_requant((int32_t)acc[j], o, n0 + j);
     }
 }
 

@@ -1,11 +1,11 @@
 #include "resnet.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bn_fold.h"
 #include "qe_util.h"
 
 static qe_resnet_desc g_desc18, g_desc50;
@@ -187,21 +187,6 @@ static float *to_f32(const qe_tensor *t)
     return d;
 }
 
-/* §3.1 fold, per output channel, all f32 in the spec's order. */
-static void fold_bn(float *w, float *bias, size_t per_out, int cout, const float *gamma, const float *beta,
-                    const float *mean, const float *var)
-{
-    for (int c = 0; c < cout; c++) {
-        float sigma = sqrtf(var[c] + 1e-5f);
-        float inv = 1.0f / sigma;
-        float mgs = ((mean[c] - bias[c]) * gamma[c]) * inv;
-        float scale = gamma[c] * inv;
-        bias[c] = beta[c] - mgs;
-        for (size_t i = 0; i < per_out; i++)
-            w[c * per_out + i] = w[c * per_out + i] * scale;
-    }
-}
-
 int qe_resnet_params_load(qe_arch arch, const qe_statedict *sd, qe_resnet_params *p, char *err)
 {
     const qe_resnet_desc *d = qe_resnet_desc_get(arch);
@@ -240,11 +225,12 @@ int qe_resnet_params_load(qe_arch arch, const qe_statedict *sd, qe_resnet_params
         if (!w || !bn[0] || !bn[1] || !bn[2] || !bn[3])
             continue;
         p->w[i] = to_f32(w);
-        p->b[i] = qe_calloc((size_t)c->cout, sizeof(float));   /* torchvision convs have no bias */
+        p->b[i] = qe_malloc((size_t)c->cout * sizeof(float));
         float *v[4];
         for (int j = 0; j < 4; j++)
             v[j] = to_f32(bn[j]);
-        fold_bn(p->w[i], p->b[i], (size_t)c->cin * c->k * c->k, c->cout, v[0], v[1], v[2], v[3]);
+        /* torchvision convs have no bias (NULL: zeros). */
+        qe_bn_fold(c->cout, (size_t)c->cin * c->k * c->k, p->w[i], NULL, v[0], v[1], v[2], v[3], 1e-5f, p->w[i], p->b[i]);
         for (int j = 0; j < 4; j++)
             free(v[j]);
     }

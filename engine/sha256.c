@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* §4.2.2: the first 32 bits of the fractional parts of the cube roots of the first 64 primes. */

@@ -213,12 +213,14 @@ int qe_statedict_from_pickle(qe_pickle *p, const qe_pv *top, qe_statedict *sd, c
     if (p->built && p->built != dict)
         return qe_err(err, "checkpoint rejected: BUILD on an object other than the state dict");
 
-    /* Budget for the materialised bytes, and how often each storage is used: a storage used by
-     * one contiguous full-size tensor is handed over instead of copied. */
+    /* Budget for the materialised bytes (from the storages actually present, which the file's
+     * size bounds), and how often each storage is used: a storage used by one contiguous
+     * full-size tensor is handed over instead of copied. */
     uint64_t held = 0, budget, out = 0;
     int *uses = qe_calloc((size_t)p->nstorages + 1, sizeof *uses);
     for (int i = 0; i < p->nstorages; i++)
-        held += (uint64_t)p->storages[i].numel * qe_dtype_size(p->storages[i].dtype);
+        if (p->storages[i].data)
+            held += (uint64_t)p->storages[i].numel * qe_dtype_size(p->storages[i].dtype);
     budget = VIEW_EXPANSION * held + VIEW_SLACK;
     for (size_t i = 1; i < dict->u.seq.n; i += 2)
         uses[dict->u.seq.v[i]->u.view->storage]++;

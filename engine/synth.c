@@ -162,7 +162,8 @@ static qe_tensor *push(builder *b, const char *module, const char *field, qe_dty
         t->shape[i] = shape[i];
         t->numel *= shape[i];
     }
-    t->data = qe_malloc((size_t)t->numel * qe_dtype_size(dt));
+    /* Aligned like a loaded tensor: qe_statedict_free releases data with qe_free_aligned. */
+    t->data = qe_malloc_aligned((size_t)t->numel * qe_dtype_size(dt));
     return t;
 }
 
@@ -195,7 +196,11 @@ static void add_bn(builder *b, const char *module, int c, int last)
 
     float *mean = push(b, module, "running_mean", QE_DT_F32, 1, shape)->data;
     float *var = push(b, module, "running_var", QE_DT_F32, 1, shape)->data;
-    int64_t *nbt = push(b, module, "num_batches_tracked", QE_DT_I64, 0, NULL)->data;
+    /* Shape [1], not torchvision's 0-d: the script passes every array through
+     * np.ascontiguousarray, which returns at least one dimension, so its files hold [1]
+     * (torch's load_state_dict accepts that for a 0-d buffer). */
+    const int64_t one[1] = {1};
+    int64_t *nbt = push(b, module, "num_batches_tracked", QE_DT_I64, 1, one)->data;
     *nbt = NUM_BATCHES_TRACKED;
 
     uint32_t sc;

@@ -13,9 +13,10 @@
 #include "statedict.h"
 
 /* Fills *sd with the state dict of arch ("resnet18" or "resnet50") in torchvision's key order:
- * float32 tensors plus the 0-d int64 num_batches_tracked buffers (value 100). Returns -1 for
- * an unknown arch (or a corrupt embedded stats blob) and leaves *sd empty. Release with
- * qe_statedict_free. */
+ * float32 tensors plus the int64 num_batches_tracked buffers (value 100). Those have shape [1]
+ * rather than the 0-d of §8's text, because that is what make_synthetic.py's files really
+ * hold. Returns -1 for an unknown arch (or a corrupt embedded stats blob) and leaves *sd
+ * empty. Release with qe_statedict_free. */
 int qe_synth_statedict(const char *arch, qe_statedict *sd, char *err);
 
 /* Generates arch and writes it to path with qe_statedict_save_torch: the same bytes as

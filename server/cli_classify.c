@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "classes.h"
+#include "dataset.h"
 #include "cli.h"
 #include "image.h"
 #include "model.h"
@@ -19,6 +20,11 @@ static void help(void)
          "  --weights FILE        checkpoint\n"
          "  --json                one JSON object per image, one per line\n"
          "  --logits-out FILE     raw little-endian float32 logits [N,1000] in argument order\n"
+         "                        (the quantized logits for a quantized config)\n"
+         "  --encodings FILE      quantized configs: AIMET _torch.encodings to load (no calibration)\n"
+         "  --save-encodings FILE quantized configs: write the encodings in use\n"
+         "  --calib-path DIR      quantized configs: calibration images (default: bundled samples)\n"
+         "  --calib-per-class K   first K images per class for calibration (default 2; 0 = all)\n"
          "  --threads N           compute threads (default: all cores)");
 }
 
@@ -36,13 +42,17 @@ static double softmax_at(const float *l, int idx)
 
 int qe_cli_classify(int argc, char **argv)
 {
-    enum { O_MODEL = 1, O_WEIGHTS, O_JSON, O_LOGITS, O_THREADS, O_HELP };
+    enum { O_MODEL = 1, O_WEIGHTS, O_JSON, O_LOGITS, O_THREADS, O_HELP, O_ENC, O_SAVE, O_CPATH, O_CPC };
     static const struct option opts[] = {
         {"model-config", required_argument, 0, O_MODEL}, {"weights", required_argument, 0, O_WEIGHTS},
         {"json", no_argument, 0, O_JSON},                {"logits-out", required_argument, 0, O_LOGITS},
         {"threads", required_argument, 0, O_THREADS},    {"help", no_argument, 0, O_HELP},
+        {"encodings", required_argument, 0, O_ENC},      {"save-encodings", required_argument, 0, O_SAVE},
+        {"calib-path", required_argument, 0, O_CPATH},   {"calib-per-class", required_argument, 0, O_CPC},
         {0, 0, 0, 0}};
-    const char *config = "resnet18_fp32", *weights = NULL, *logits_out = NULL;
+    const char *config = "resnet18_fp32", *weights = NULL, *logits_out = NULL, *encodings = NULL;
+    const char *save_encodings = NULL, *calib_path = NULL;
+    long calib_per_class = 2;
     int json = 0;
     long threads = 0;
     opterr = 0;
@@ -55,6 +65,10 @@ int qe_cli_classify(int argc, char **argv)
         case O_JSON: json = 1; break;
         case O_LOGITS: logits_out = optarg; break;
         case O_THREADS: if (qe_cli_int("classify", "--threads", optarg, 1, 1024, &threads)) return 2; break;
+        case O_ENC: encodings = optarg; break;
+        case O_SAVE: save_encodings = optarg; break;
+        case O_CPATH: calib_path = optarg; break;
+        case O_CPC: if (qe_cli_int("classify", "--calib-per-class", optarg, 0, 100000000, &calib_per_class)) return 2; break;
         case O_HELP: help(); return 0;
         default:
             qe_cli_error("classify", "unknown or incomplete option '%s' (see quanteval classify --help)", argv[optind - 1]);
@@ -69,7 +83,41 @@ int qe_cli_classify(int argc, char **argv)
     qe_cli_set_threads((int)threads);
     char err[QE_ERR_LEN], warn[QE_ERR_LEN];
     qe_model *m;
-    if (qe_model_open(config, weights, &m, warn, err)) {
+    qe_model_opts mo = {.weights = weights, .encodings = encodings, .no_fp32 = 1};
+    qe_dataset calib_all, calib;
+    memset(&calib, 0, sizeof calib);
+    memset(&calib_all, 0, sizeof calib_all);
+    qe_modelcfg cfg;
+    if (qe_modelcfg_get(config, &cfg, err)) {
+        qe_cli_error("classify", "%s", err);
+        return 2;
+    }
+    int quantized = cfg.quantized;
+    qe_modelcfg_free(&cfg);
+    if (quantized && !encodings) {
+        /* Calibration needs images: the zoo's selection from --calib-path, or the bundled samples. */
+        if (qe_dataset_open(calib_path ? calib_path : qe_cli_samples_dir(), NULL, &calib_all, err)) {
+            qe_cli_error("classify", "calibration set: %s", err);
+            return 2;
+        }
+        qe_dataset_subset(&calib_all, (int)calib_per_class, 0, &calib);
+        mo.calib = &calib;
+        if (!calib_path)
+            fprintf(stderr, "quanteval classify: calibrating %s on the bundled sample images (give --calib-path DIR or --encodings FILE)\n", config);
+    }
+    int orc = qe_model_open(config, &mo, &m, warn, err);
+    qe_dataset_free_subset(&calib);
+    if (calib_all.items)
+        qe_dataset_free(&calib_all);
+    if (orc == 0 && save_encodings && m->encodings_json) {
+        FILE *f = fopen(save_encodings, "w");
+        if (!f || fputs(m->encodings_json, f) < 0 || fclose(f) != 0) {
+            qe_cli_error("classify", "cannot write %s", save_encodings);
+            qe_model_close(m);
+            return 2;
+        }
+    }
+    if (orc) {
         qe_cli_error("classify", "%s", err);
         return 2;
     }
@@ -97,7 +145,7 @@ int qe_cli_classify(int argc, char **argv)
                 memset(x + (size_t)i * QE_TENSOR_FLOATS, 0, QE_TENSOR_FLOATS * sizeof(float));
         }
         double t0 = qe_now();
-        qe_model_forward_f32(m, x, k, logits);
+        qe_model_forward(m, x, k, logits);
         double ms = (qe_now() - t0) * 1e3 / k;
         for (int i = 0; i < k; i++) {
             const char *path = argv[optind + first + i];

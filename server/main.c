@@ -12,6 +12,7 @@ static void usage(FILE *f)
     fputs("usage: quanteval <command> [options]\n"
           "\n"
           "commands:\n"
+          "  serve       run the HTTP daemon (resident models, classify API, evaluation jobs)\n"
           "  eval        evaluate a model config on a dataset (top-1/top-5, images/s)\n"
           "  classify    top-5 classes of images\n"
           "  preprocess  write the preprocessed crops or tensors of images\n"
@@ -35,6 +36,8 @@ int main(int argc, char **argv)
         return qe_cli_classify(argc - 1, argv + 1);
     if (strcmp(cmd, "preprocess") == 0)
         return qe_cli_preprocess(argc - 1, argv + 1);
+    if (strcmp(cmd, "serve") == 0)
+        return qe_cli_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "synth") == 0)
         return qe_cli_synth(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {

@@ -10,6 +10,7 @@
 #include "store_internal.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #define JOB_PARAMS_MAX_LEN 65536
 
@@ -18,9 +19,7 @@ void qe_store_job_clear(qe_store_job *job)
     if (!job)
         return;
     free(job->params);
-    job->params = NULL;
-    job->run_id = 0;
-    job->attempts = 0;
+    memset(job, 0, sizeof *job);
 }
 
 int qe_store_job_submit(qe_store *s, const qe_store_run_info *info, const char *params,
@@ -53,13 +52,13 @@ fail:
 int qe_store_job_claim(qe_store *s, qe_store_job *job, int *found, char *err)
 {
     *found = 0;
-    job->params = NULL;
+    memset(job, 0, sizeof *job);
     /* Finding and taking the job in one write transaction hands each job to one claimer. */
     if (store_begin(s, err) != 0)
         return -1;
     sqlite3_stmt *st = store_stmt(s, STMT_JOB_NEXT,
-                                  "SELECT j.run_id FROM jobs AS j JOIN runs AS r ON r.id = j.run_id "
-                                  "WHERE r.status = 'queued' ORDER BY j.run_id LIMIT 1",
+                                  "SELECT id FROM runs WHERE status = 'queued' "
+                                  "AND id IN (SELECT run_id FROM jobs) ORDER BY id LIMIT 1",
                                   err);
     if (!st)
         goto fail;
@@ -105,7 +104,7 @@ fail:
 int qe_store_job_get(qe_store *s, int64_t run_id, qe_store_job *job, int *found, char *err)
 {
     *found = 0;
-    job->params = NULL;
+    memset(job, 0, sizeof *job);
     sqlite3_stmt *st = store_stmt(s, STMT_JOB_GET,
                                   "SELECT params, attempts FROM jobs WHERE run_id = ?1", err);
     if (!st)

@@ -144,12 +144,12 @@ int store_run_insert(qe_store *s, const qe_store_run_info *info, const char *sou
 
 int qe_store_run_create(qe_store *s, const qe_store_run_info *info, int64_t *id, char *err)
 {
-    if (info && (!info->source || (strcmp(info->source, "cli") != 0
-                                   && strcmp(info->source, "server") != 0)))
-        return qe_err(err, "store: run source must be \"cli\" or \"server\"");
+    if (!info || !info->source
+        || (strcmp(info->source, "cli") != 0 && strcmp(info->source, "server") != 0))
+        return qe_err(err, "store: a run's source is \"cli\" or \"server\"");
     if (store_begin(s, err) != 0)
         return -1;
-    if (store_run_insert(s, info, info ? info->source : NULL, id, err) != 0) {
+    if (store_run_insert(s, info, info->source, id, err) != 0) {
         store_rollback(s);
         return -1;
     }
@@ -323,8 +323,8 @@ static int record_pred(qe_store *s, int64_t id, int64_t idx, const qe_store_pred
 static int add_to_class(qe_store *s, int64_t id, int32_t label, int hit1, int hit5, char *err)
 {
     sqlite3_stmt *st = store_stmt(s, STMT_CLASS_ADD,
-                                  "INSERT INTO run_classes(run_id, label, total, correct1, correct5) "
-                                  "VALUES (?1, ?2, 1, ?3, ?4) "
+                                  "INSERT INTO run_classes(run_id, label, total, correct1, "
+                                  "correct5) VALUES (?1, ?2, 1, ?3, ?4) "
                                   "ON CONFLICT(run_id, label) DO UPDATE SET total = total + 1, "
                                   "correct1 = correct1 + excluded.correct1, "
                                   "correct5 = correct5 + excluded.correct5",

@@ -15,3 +15,8 @@ if [ ! -s "$out/resnet18.safetensors" ]; then
   "$py" "$shared/models/make_synthetic.py" --arch resnet18 --out "$out/resnet18.safetensors.tmp" --format safetensors
   mv "$out/resnet18.safetensors.tmp" "$out/resnet18.safetensors"
 fi
+# reference/cle.py reads npz (it needs torch for pth)
+if [ ! -s "$out/resnet18.npz" ]; then
+  "$py" "$shared/models/make_synthetic.py" --arch resnet18 --out "$out/resnet18.npz.tmp.npz" --format npz
+  mv "$out/resnet18.npz.tmp.npz" "$out/resnet18.npz"
+fi

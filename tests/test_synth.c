@@ -52,7 +52,7 @@ static void test_tensors(int i)
     CHECKF(values == expected[i].values, "%s: %lld values", expected[i].arch, (long long)values);
 
     const qe_tensor *nbt = qe_statedict_find(&gen, "layer1.0.bn1.num_batches_tracked");
-    CHECK(nbt && nbt->dtype == QE_DT_I64 && nbt->ndim == 0 && *(int64_t *)nbt->data == 100);
+    CHECK(nbt && nbt->dtype == QE_DT_I64 && nbt->numel == 1 && *(int64_t *)nbt->data == 100);
 
     snprintf(rel, sizeof rel, "models/%s.pth", expected[i].arch);
     if (qe_statedict_load(qtest_build(rel), (size_t)1 << 28, &ref, err) != 0) {

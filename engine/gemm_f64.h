@@ -1,0 +1,60 @@
+/*
+ * gemm_f64.h - f64 GEMM microkernels of the exact calibration convolution (conv_f64acc.c,
+ * spec quantsim.md §3.6.2).
+ *
+ * A microkernel adds the products of one K block into an MR x 8 tile of f64 accumulators:
+ *   A: MR rows of kc doubles (f32 activations widened), row r at a + r * a_stride;
+ *   B: one packed weight panel, kc rows of 8 doubles (f32 weights widened), 64-byte aligned;
+ *   acc: MR rows of 8 doubles at acc + r * acc_stride, starting from 0 when params->first.
+ * On the last K block (params->out != NULL) the kernel stores y = (float)(acc + bias) into the
+ * first nc (1..8) columns of out instead of writing acc back.
+ *
+ * Every x*w of two f32 values is exact in f64 (24 + 24 significant bits <= 53), so an f64 FMA
+ * rounds exactly like the product-then-add of the portable kernel: both paths sum each output
+ * in k order with the same roundings and give bit-identical results.
+ */
+#ifndef QE_GEMM_F64_H
+#define QE_GEMM_F64_H
+
+#include <stddef.h>
+
+#define QE_F64_GEMM_MR 6
+#define QE_F64_GEMM_NR 8
+
+typedef struct qe_f64_gemm_params {
+    int first;             /* accumulators start from 0 rather than from acc */
+    const double *bias;    /* [8], used with out */
+    float *out;            /* NULL: write acc back; else the last K block's f32 output rows */
+    size_t out_stride;
+} qe_f64_gemm_params;
+
+typedef void (*qe_f64_gemm_ukernel_fn)(size_t nc, size_t kc, const double *a, size_t a_stride,
+                                       const double *w, double *acc, size_t acc_stride,
+                                       const qe_f64_gemm_params *params);
+
+/* The kernels of one ISA, indexed by the number of rows of the tile (1..QE_F64_GEMM_MR). */
+typedef struct qe_f64_gemm_config {
+    const char *isa;
+    qe_f64_gemm_ukernel_fn ukernel[QE_F64_GEMM_MR + 1];
+} qe_f64_gemm_config;
+
+/* AVX2+FMA when qe_cpu_get()->avx2, else portable; read on every call (see gemm_f32.h). */
+const qe_f64_gemm_config *qe_f64_gemm_config_get(void);
+
+#define QE_F64_GEMM_DECLARE(isa)                                                                 \
+    void qe_f64_gemm_ukernel_1x8__##isa(size_t, size_t, const double *, size_t, const double *,  \
+                                        double *, size_t, const qe_f64_gemm_params *);           \
+    void qe_f64_gemm_ukernel_2x8__##isa(size_t, size_t, const double *, size_t, const double *,  \
+                                        double *, size_t, const qe_f64_gemm_params *);           \
+    void qe_f64_gemm_ukernel_3x8__##isa(size_t, size_t, const double *, size_t, const double *,  \
+                                        double *, size_t, const qe_f64_gemm_params *);           \
+    void qe_f64_gemm_ukernel_4x8__##isa(size_t, size_t, const double *, size_t, const double *,  \
+                                        double *, size_t, const qe_f64_gemm_params *);           \
+    void qe_f64_gemm_ukernel_5x8__##isa(size_t, size_t, const double *, size_t, const double *,  \
+                                        double *, size_t, const qe_f64_gemm_params *);           \
+    void qe_f64_gemm_ukernel_6x8__##isa(size_t, size_t, const double *, size_t, const double *,  \
+                                        double *, size_t, const qe_f64_gemm_params *);
+QE_F64_GEMM_DECLARE(scalar)
+QE_F64_GEMM_DECLARE(avx2)
+
+#endif

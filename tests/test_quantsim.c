@@ -1,0 +1,257 @@
+/*
+ * QuantSim against the goldens (shared/golden/quantsim/<config>, shared/golden/cle/resnet18):
+ *  - §9 with the golden encodings loaded: every logit and the captured intermediate codes
+ *    identical bit for bit for the 32 evaluation images;
+ *  - calibration (§3.6) on the 64 golden calibration images in 2 batches of 32: every
+ *    encoding's min/max/scale/offset identical as doubles, parameters and activations.
+ * All four configs, plus the CLE'd ResNet18 written as a BN-free zoo-style checkpoint.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "encfile.h"
+#include "image.h"
+#include "pipeline.h"
+#include "qsim.h"
+#include "qtest.h"
+#include "resnet.h"
+
+static int load_params(const char *path, qe_arch arch, qe_resnet_params *p)
+{
+    char err[QE_ERR_LEN];
+    qe_statedict sd;
+    if (qe_statedict_load(path, (size_t)1 << 30, &sd, err)) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        return -1;
+    }
+    int rc = qe_resnet_params_load(arch, &sd, p, err);
+    if (rc)
+        fprintf(stderr, "%s: %s\n", path, err);
+    qe_statedict_free(&sd);
+    return rc;
+}
+
+/* Reads an image list (paths relative to `base`) into normalised tensors. */
+static float *load_list(const char *list, const char *base, int *count)
+{
+    FILE *f = fopen(list, "r");
+    if (!f)
+        return NULL;
+    char line[512];
+    int n = 0, cap = 0;
+    float *x = NULL;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        if (!line[0])
+            continue;
+        if (n == cap) {
+            cap = cap ? 2 * cap : 64;
+            x = realloc(x, (size_t)cap * QE_TENSOR_FLOATS * sizeof(float));
+        }
+        char path[1024], err[QE_ERR_LEN];
+        snprintf(path, sizeof path, "%s/%s", base, line);
+        if (qe_pipeline_load_tensor(path, QE_DEFAULT_MAX_PIXELS, x + (size_t)n * QE_TENSOR_FLOATS, err)) {
+            fprintf(stderr, "%s: %s\n", path, err);
+            fclose(f);
+            free(x);
+            return NULL;
+        }
+        n++;
+    }
+    fclose(f);
+    *count = n;
+    return x;
+}
+
+static int read_enc(const char *dir, qe_enctable *t)
+{
+    char path[1024], err[QE_ERR_LEN];
+    snprintf(path, sizeof path, "%s/encodings.json", dir);
+    qe_enctable_init(t);
+    if (access(path, R_OK) != 0) {   /* ResNet50 goldens are gzip-compressed */
+        char out[1024], cmd[2300];
+        const char *base = strrchr(dir, '/');
+        snprintf(out, sizeof out, "%s/tmp/%s-encodings.json", getenv("QE_BUILD"), base ? base + 1 : dir);
+        snprintf(cmd, sizeof cmd, "mkdir -p %s/tmp && gzip -dc %s/encodings.json.gz > %s", getenv("QE_BUILD"), dir, out);
+        if (system(cmd) != 0)
+            return -1;
+        snprintf(path, sizeof path, "%s", out);
+    }
+    if (qe_encfile_read(path, t, err)) {
+        fprintf(stderr, "%s: %s\n", path, err);
+        return -1;
+    }
+    return 0;
+}
+
+static float *read_bytes(const char *path, size_t n)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    float *v = malloc(n);
+    size_t got = fread(v, 1, n, f);
+    fclose(f);
+    if (got != n) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+/* §9 with the golden encodings: logits and every codes-*.u8 file identical. */
+static void check_exact(const char *dir, const char *eval_list, const char *list_base, const qe_resnet_params *p,
+                        int bw, const char *const *codes, int ncodes)
+{
+    qe_enctable t;
+    REQUIRE(read_enc(dir, &t) == 0);
+    char err[QE_ERR_LEN], path[1024];
+    qe_qsim *q = qe_qsim_create(p, bw, QE_SCHEME_TF_ENHANCED, err);
+    REQUIRE(q);
+    CHECKF(qe_qsim_load_encodings(q, &t, err) == 0, "%s", err);
+    int n = 0;
+    snprintf(path, sizeof path, "%s/%s", dir, eval_list);
+    float *x = load_list(path, list_base, &n);
+    REQUIRE(x && n == 32);
+    snprintf(path, sizeof path, "%s/logits.f32", dir);
+    float *golden = read_bytes(path, 32 * 1000 * sizeof(float));
+    REQUIRE(golden);
+    float *logits = malloc(32 * 1000 * sizeof(float));
+    /* Codes of image 0, one quantizer per forward of image 0 alone; then all 32 in two batches. */
+    for (int i = 0; i < ncodes; i++) {
+        snprintf(path, sizeof path, "%s/codes-%s.u8", dir, codes[i]);
+        FILE *f = fopen(path, "rb");
+        CHECKF(f != NULL, "%s", path);
+        if (!f)
+            continue;
+        uint8_t *want = malloc(1 << 20), *got = calloc(1, 1 << 20);
+        size_t len = fread(want, 1, 1 << 20, f);
+        fclose(f);
+        REQUIRE(qe_qsim_capture(q, codes[i], got, len) == 0);
+        qe_qsim_forward(q, x, 1, logits);
+        size_t diff = 0;
+        for (size_t k = 0; k < len; k++)
+            diff += got[k] != want[k];
+        CHECKF(diff == 0, "%s: %zu of %zu codes of %s differ", dir, diff, len, codes[i]);
+        free(want);
+        free(got);
+    }
+    qe_qsim_forward(q, x, 7, logits);
+    qe_qsim_forward(q, x + 7 * (size_t)QE_TENSOR_FLOATS, 25, logits + 7000);
+    int bad = 0;
+    for (int i = 0; i < 32 * 1000; i++)
+        bad += memcmp(&logits[i], &golden[i], sizeof(float)) != 0;
+    CHECKF(bad == 0, "%s: %d of 32000 logits differ from the golden", dir, bad);
+    fprintf(stderr, "%s: exact evaluation: %d/32000 logits differ\n", dir, bad);
+    free(x);
+    free(golden);
+    free(logits);
+    qe_qsim_free(q);
+    qe_enctable_free(&t);
+}
+
+/* Calibration on the 64 golden images (2 batches of 32) reproduces every encoding. */
+static void check_calibration(const char *dir, const char *calib_list, const char *list_base,
+                              const qe_resnet_params *p, int bw)
+{
+    qe_enctable gold, ours;
+    REQUIRE(read_enc(dir, &gold) == 0);
+    char err[QE_ERR_LEN], path[1024];
+    qe_qsim *q = qe_qsim_create(p, bw, QE_SCHEME_TF_ENHANCED, err);
+    REQUIRE(q);
+    int n = 0;
+    snprintf(path, sizeof path, "%s/%s", dir, calib_list);
+    float *x = load_list(path, list_base, &n);
+    REQUIRE(x && n == 64);
+    qe_qsim_calibrate_batch(q, x, 32);
+    qe_qsim_calibrate_batch(q, x + 32 * (size_t)QE_TENSOR_FLOATS, 32);
+    CHECKF(qe_qsim_calibrate_finish(q, err) == 0, "%s", err);
+    qe_enctable_init(&ours);
+    CHECKF(qe_qsim_export(q, &ours, err) == 0, "%s", err);
+    CHECK(ours.count == gold.count);
+    int bad_act = 0, bad_par = 0, checked = 0;
+    for (int i = 0; i < gold.count; i++) {
+        const qe_encentry *g = &gold.entries[i], *o = qe_enctable_find(&ours, g->key);
+        CHECKF(o && o->n == g->n, "%s: missing or wrong length", g->key);
+        if (!o || o->n != g->n)
+            continue;
+        for (int c = 0; c < g->n; c++) {
+            const qe_encoding *a = &g->enc[c], *b = &o->enc[c];
+            checked++;
+            if (a->min != b->min || a->max != b->max || a->delta != b->delta || a->offset != b->offset || a->bw != b->bw) {
+                if (g->kind == QE_ENC_PARAM)
+                    bad_par++;
+                else
+                    bad_act++;
+                if (bad_act + bad_par <= 5)
+                    fprintf(stderr, "  %s[%d]: min %.17g/%.17g max %.17g/%.17g (ours/golden)\n", g->key, c, b->min, a->min,
+                            b->max, a->max);
+            }
+        }
+    }
+    CHECKF(bad_act == 0 && bad_par == 0, "%s: %d activation and %d parameter encodings differ (of %d)", dir, bad_act,
+           bad_par, checked);
+    fprintf(stderr, "%s: calibration: %d encodings compared, %d differ\n", dir, checked, bad_act + bad_par);
+    free(x);
+    qe_qsim_free(q);
+    qe_enctable_free(&gold);
+    qe_enctable_free(&ours);
+}
+
+int main(int argc, char **argv)
+{
+    static const char *codes18[] = {"conv1.input", "maxpool.output", "layer2.0.relu.output", "layer4.1.relu.output",
+                                    "avgpool.output", "fc.output"};
+    const char *only = argc > 1 ? argv[1] : NULL;
+    static const struct { const char *cfg, *arch; int bw; } cfgs[] = {
+        {"resnet18_w8a8", "resnet18", 8}, {"resnet18_w4a8", "resnet18", 4},
+        {"resnet50_w8a8", "resnet50", 8}, {"resnet50_w4a8", "resnet50", 4}};
+    for (int i = 0; i < 4; i++) {
+        if (only && strcmp(only, cfgs[i].cfg) != 0)
+            continue;
+        qe_arch arch;
+        qe_resnet_arch_parse(cfgs[i].arch, &arch);
+        char rel[256];
+        snprintf(rel, sizeof rel, "models/%s.pth", cfgs[i].arch);
+        qe_resnet_params p;
+        CHECK(load_params(qtest_build(rel), arch, &p) == 0);
+        snprintf(rel, sizeof rel, "golden/quantsim/%s", cfgs[i].cfg);
+        char dir[1024];
+        snprintf(dir, sizeof dir, "%s", qtest_shared(rel));
+        /* Which codes files exist differs per config: use the ones present. */
+        const char *codes[16];
+        int nc = 0;
+        for (size_t k = 0; k < sizeof codes18 / sizeof codes18[0]; k++) {
+            char path[1200];
+            snprintf(path, sizeof path, "%s/codes-%s.u8", dir, codes18[k]);
+            if (access(path, R_OK) == 0)
+                codes[nc++] = codes18[k];
+        }
+        check_exact(dir, "eval-images.txt", getenv("QE_SHARED"), &p, cfgs[i].bw, codes, nc);
+        check_calibration(dir, "calib-images.txt", getenv("QE_SHARED"), &p, cfgs[i].bw);
+        qe_resnet_params_free(&p);
+    }
+    if (!only || strcmp(only, "cle") == 0) {
+        /* The CLE'd ResNet18 as the zoo ships optimized weights: a BN-free state dict. */
+        char cmd[4096], out[1024];
+        snprintf(out, sizeof out, "%s/tmp/resnet18-cle.pth", getenv("QE_BUILD"));
+        snprintf(cmd, sizeof cmd, "mkdir -p %s/tmp && /usr/bin/python3 %s/reference/cle.py --arch resnet18 --in %s --out %s >/dev/null",
+                 getenv("QE_BUILD"), getenv("QE_SHARED"), qtest_build("models/resnet18.npz"), out);
+        CHECK(system(cmd) == 0);
+        qe_resnet_params p;
+        if (load_params(out, QE_ARCH_RESNET18, &p) == 0) {
+            CHECK(p.prefolded);
+            const char *dir = qtest_shared("golden/cle/resnet18");
+            char base[1024];
+            snprintf(base, sizeof base, "%s/data/dev", getenv("QE_SHARED"));
+            check_exact(dir, "eval.txt", base, &p, 8, NULL, 0);
+            check_calibration(dir, "calib.txt", base, &p, 8);
+            qe_resnet_params_free(&p);
+        } else {
+            CHECK(0);
+        }
+    }
+    return qtest_done("test_quantsim");
+}
