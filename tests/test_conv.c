@@ -134,8 +134,9 @@ static void test_f32_case(const conv_case *c)
     size_t w_len = (size_t)c->cout * c->cin * c->k * c->k;
     float *in = rnd_array(in_len), *wt = rnd_array(w_len), *bias = rnd_array((size_t)c->cout);
     float *res = c->residual ? rnd_array(out_len) : NULL;
-    float *fast = qe_malloc((out_len + GUARD) * sizeof *fast);
-    float *port = qe_malloc((out_len + GUARD) * sizeof *port);
+    /* Aligned, as the engine's buffers are: large outputs then take the streaming stores. */
+    float *fast = qe_malloc_aligned((out_len + GUARD) * sizeof *fast);
+    float *port = qe_malloc_aligned((out_len + GUARD) * sizeof *port);
     double *ref = qe_malloc(out_len * sizeof *ref), *bound = qe_malloc(out_len * sizeof *bound);
 
     naive_conv(c, in, wt, bias, res, ref, bound);
@@ -151,7 +152,8 @@ static void test_f32_case(const conv_case *c)
         check_against("avx2", c, fast, ref, bound, out_len);
     }
     qe_conv_f32_free(&cv);
-    free(in), free(wt), free(bias), free(res), free(fast), free(port), free(ref), free(bound);
+    qe_free_aligned(fast), qe_free_aligned(port);
+    free(in), free(wt), free(bias), free(res), free(ref), free(bound);
 }
 
 static void test_f32_odd_shapes(void)
@@ -171,6 +173,8 @@ static void test_f32_odd_shapes(void)
         {1, 2, 2, 520, 130, 3, 2, 1, 0, 0},   /* M = 1, K = 4680 */
         {3, 6, 5, 9, 17, 3, 1, 0, 0, 0},      /* no padding */
         {1, 4, 4, 8, 8, 7, 1, 3, 0, 1},       /* kernel larger than image */
+        {1, 256, 257, 16, 64, 1, 1, 0, 1, 1}, /* 16.8 MB output: non-temporal stores */
+        {1, 130, 130, 8, 256, 3, 1, 1, 0, 1}, /* the same through the 3x3 path, 17.3 MB */
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         test_f32_case(&cases[i]);
@@ -225,35 +229,38 @@ static void test_f32_ukernels(void)
     const qe_f32_gemm_config *fast = qe_f32_gemm_config_get(), *port = qe_f32_gemm_config_scalar();
     static const size_t ncs[] = {1, 3, 7, 8, 9, 15, 16};
     static const size_t kcs[] = {0, 1, 2, 5, 16, 37};
-    enum { STRIDE = 21, MAXK = 37, MAXS = 3 };
-    float *a = rnd_array(MAXS * 6 * MAXK), *bias = rnd_array(16), *res = rnd_array(6 * STRIDE);
+    /* C rows 21 floats apart (unaligned), or 24 (32-byte aligned) for non-temporal stores. */
+    enum { MAXC = 6 * 24, MAXK = 37, MAXS = 3 };
+    float *a = rnd_array(MAXS * 6 * MAXK), *bias = rnd_array(16), *res = rnd_array(MAXC);
     float *w = qe_malloc_aligned(MAXS * MAXK * 16 * sizeof *w);
     for (int i = 0; i < MAXS * MAXK * 16; i++)
         w[i] = rnd();
-    float c0[6 * STRIDE], c1[6 * STRIDE], cinit[6 * STRIDE];
-    for (int i = 0; i < 6 * STRIDE; i++)
+    float *c0 = qe_malloc_aligned(MAXC * sizeof *c0), *c1 = qe_malloc_aligned(MAXC * sizeof *c1);
+    float cinit[MAXC];
+    for (int i = 0; i < MAXC; i++)
         cinit[i] = rnd();
     int bad = 0, cases = 0;
     for (int mr = 1; mr <= QE_F32_GEMM_MR; mr++)
         for (size_t ks = 1; ks <= MAXS; ks++)
             for (size_t ni = 0; ni < sizeof ncs / sizeof ncs[0]; ni++)
                 for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++)
-                    for (int mode = 0; mode < 8; mode++) {
+                    for (int mode = 0; mode < 16; mode++) {
                         qe_f32_gemm_params p = {mode & 1 ? bias : NULL, mode & 2 ? res : NULL,
-                                                (mode & 4) != 0};
+                                                (mode & 4) != 0, (mode & 8) != 0};
+                        const size_t stride = p.stream ? 24 : 21;
                         size_t nc = ncs[ni], kc = kcs[ki];
                         /* Segments in scrambled order, at odd offsets. */
                         const float *ind[MAXS * 6];
                         for (size_t sg = 0; sg < ks; sg++)
                             for (int r = 0; r < mr; r++)
                                 ind[sg * mr + r] = a + ((ks - 1 - sg) * 6 + (size_t)(r * 5 % 6)) * MAXK;
-                        memcpy(c0, cinit, sizeof c0);
-                        memcpy(c1, cinit, sizeof c1);
-                        port->igemm[mr](nc, ks, kc, ind, w, c0, STRIDE, &p);
-                        fast->igemm[mr](nc, ks, kc, ind, w, c1, STRIDE, &p);
+                        memcpy(c0, cinit, sizeof cinit);
+                        memcpy(c1, cinit, sizeof cinit);
+                        port->igemm[mr](nc, ks, kc, ind, w, c0, stride, &p);
+                        fast->igemm[mr](nc, ks, kc, ind, w, c1, stride, &p);
                         cases++;
-                        for (int i = 0; i < 6 * STRIDE; i++) {
-                            size_t r = (size_t)i / STRIDE, j = (size_t)i % STRIDE;
+                        for (size_t i = 0; i < 6 * stride; i++) {
+                            size_t r = i / stride, j = i % stride;
                             int inside = r < (size_t)mr && j < nc;
                             /* ks*kc + 3 terms of magnitude <= 1 each, rounded differently. */
                             double tol = inside ? 1e-6 * (double)(ks * kc + 3) : 0;
@@ -265,7 +272,7 @@ static void test_f32_ukernels(void)
                         }
                     }
     CHECKF(bad == 0, "%d of %d microkernel cases differ", bad, cases);
-    qe_free_aligned(w);
+    qe_free_aligned(w), qe_free_aligned(c0), qe_free_aligned(c1);
     free(a), free(bias), free(res);
 }
 
