@@ -1,12 +1,16 @@
 /*
  * bench_net - whole-network inference speed against this machine's own peak, measured in the
- * same run.
+ * same run; calibration time; resident memory of the quantized models.
  *
- *   bench_net [--arch resnet18|resnet50|all] [--batch N[,N...]] [--threads N] [--seconds S] [--json]
+ *   bench_net [--arch resnet18|resnet50|all] [--precision fp32,w8a8,w4a8] [--batch 1,16]
+ *             [--threads N] [--seconds S] [--calib-images N] [--json]
  *
- * Defaults: both networks, batch 1 and 16, 2 threads, ~3 s per case. The peak is the FP32 FMA
- * rate of a register-resident kernel (bench/peak.h) on the same threads. Weights are the
- * built-in synthetic checkpoints (speed does not depend on the values).
+ * Peaks (same threads): FP32 FMA rate for fp32; the exact 16-bit vpmaddwd rate for W8 and the
+ * vpmaddubsw rate for W4 (where 4-bit weights cannot saturate it). Weights are the built-in
+ * synthetic checkpoints and the inputs random (speed does not depend on the values); quantized
+ * models are calibrated on random inputs first. --calib-images N (default 256, batch 128) times
+ * the ResNet50 calibration pass and extrapolates it to the zoo's 2000 images; --calib-images 0
+ * skips it. Resident memory is reported with all four quantized configs loaded at once.
  */
 #include <omp.h>
 #include <stdio.h>
@@ -17,46 +21,71 @@
 #include "f32net.h"
 #include "image.h"
 #include "peak.h"
+#include "qpeak.h"
 #include "qe_util.h"
+#include "qsim.h"
 #include "resnet.h"
 #include "synth.h"
 
-typedef struct { const char *arch; int batch; double ips, gmacs; } result;
+typedef struct { const char *arch, *precision; int batch; double ips, gmacs, peak; } result;
 
-static qe_f32net *build(const char *arch_name)
+static void params(const char *arch_name, qe_resnet_params *p)
 {
     char err[QE_ERR_LEN];
     qe_statedict sd;
     qe_arch arch;
-    qe_resnet_params p;
-    if (qe_resnet_arch_parse(arch_name, &arch) || qe_synth_statedict(arch_name, &sd, err)) {
+    if (qe_resnet_arch_parse(arch_name, &arch) || qe_synth_statedict(arch_name, &sd, err) ||
+        qe_resnet_params_load(arch, &sd, p, err)) {
         fprintf(stderr, "bench_net: cannot build %s\n", arch_name);
         exit(2);
     }
-    if (qe_resnet_params_load(arch, &sd, &p, err)) {
+    qe_statedict_free(&sd);
+}
+
+static float *random_images(int n)
+{
+    float *x = qe_malloc_aligned((size_t)n * QE_TENSOR_FLOATS * sizeof(float));
+    unsigned s = 12345;
+    for (size_t i = 0; i < (size_t)n * QE_TENSOR_FLOATS; i++) {
+        s = s * 1103515245u + 12345u;
+        x[i] = (float)((s >> 8) & 0xffff) / 16384.0f - 2.0f;
+    }
+    return x;
+}
+
+static qe_qsim *quantized(const qe_resnet_params *p, int bw, int calib_n, double *calib_seconds)
+{
+    char err[QE_ERR_LEN];
+    qe_qsim *q = qe_qsim_create(p, bw, QE_SCHEME_TF_ENHANCED, err);
+    float *x = random_images(calib_n < 8 ? 8 : (calib_n < 128 ? calib_n : 128));
+    double t0 = qe_now();
+    for (int done = 0; done < (calib_n < 8 ? 8 : calib_n); done += 128) {
+        int n = (calib_n < 8 ? 8 : calib_n) - done;
+        qe_qsim_calibrate_batch(q, x, n < 128 ? n : 128);
+    }
+    if (qe_qsim_calibrate_finish(q, err)) {
         fprintf(stderr, "bench_net: %s\n", err);
         exit(2);
     }
-    qe_statedict_free(&sd);
-    qe_f32net *net = qe_f32net_create(&p);
-    qe_resnet_params_free(&p);
-    return net;
+    if (calib_seconds)
+        *calib_seconds = qe_now() - t0;
+    qe_free_aligned(x);
+    return q;
 }
 
-static double run(qe_f32net *net, int batch, double seconds)
+typedef void (*forward_fn)(void *net, const float *x, int n, float *logits);
+static void fwd_f32(void *net, const float *x, int n, float *l) { qe_f32net_forward(net, x, n, l); }
+static void fwd_q(void *net, const float *x, int n, float *l) { qe_qsim_forward(net, x, n, l); }
+
+static double run(forward_fn fwd, void *net, int batch, double seconds)
 {
-    float *x = qe_malloc_aligned((size_t)batch * QE_TENSOR_FLOATS * sizeof(float));
+    float *x = random_images(batch);
     float *logits = qe_malloc((size_t)batch * 1000 * sizeof(float));
-    unsigned s = 12345;
-    for (size_t i = 0; i < (size_t)batch * QE_TENSOR_FLOATS; i++) {
-        s = s * 1103515245u + 12345u;
-        x[i] = (float)((s >> 8) & 0xffff) / 32768.0f - 1.0f;
-    }
-    qe_f32net_forward(net, x, batch, logits);   /* warm-up: buffers, caches, thread team */
+    fwd(net, x, batch, logits);   /* warm-up: buffers, caches, thread team */
     int iters = 0;
     double t0 = qe_now(), t;
     do {
-        qe_f32net_forward(net, x, batch, logits);
+        fwd(net, x, batch, logits);
         iters++;
         t = qe_now() - t0;
     } while (t < seconds);
@@ -65,65 +94,153 @@ static double run(qe_f32net *net, int batch, double seconds)
     return (double)iters * batch / t;
 }
 
+static long rss_kb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (strncmp(line, "VmRSS:", 6) == 0)
+            kb = atol(line + 6);
+    if (f)
+        fclose(f);
+    return kb;
+}
+
+static int listed(const char *list, const char *item)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        if (strcmp(t, item) == 0 || strcmp(t, "all") == 0)
+            return 1;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
-    const char *archs = "all";
+    const char *archs = "all", *precisions = "fp32,w8a8,w4a8";
     char batches[64] = "1,16";
-    int threads = 2, json = 0;
+    int threads = 2, json = 0, calib_images = 256;
     double seconds = 3.0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--arch") == 0 && i + 1 < argc)
             archs = argv[++i];
+        else if (strcmp(argv[i], "--precision") == 0 && i + 1 < argc)
+            precisions = argv[++i];
         else if (strcmp(argv[i], "--batch") == 0 && i + 1 < argc)
             snprintf(batches, sizeof batches, "%s", argv[++i]);
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             threads = atoi(argv[++i]);
         else if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
             seconds = atof(argv[++i]);
+        else if (strcmp(argv[i], "--calib-images") == 0 && i + 1 < argc)
+            calib_images = atoi(argv[++i]);
         else if (strcmp(argv[i], "--json") == 0)
             json = 1;
         else {
-            fprintf(stderr, "usage: bench_net [--arch resnet18|resnet50|all] [--batch 1,16] [--threads N] [--seconds S] [--json]\n");
+            fprintf(stderr, "usage: bench_net [--arch resnet18|resnet50|all] [--precision fp32,w8a8,w4a8] [--batch 1,16]\n"
+                            "                 [--threads N] [--seconds S] [--calib-images N] [--json]\n");
             return 2;
         }
     }
     if (threads < 1)
         threads = 1;
     omp_set_num_threads(threads);
-    double peak = qe_peak_f32_gmacs(threads);
+    double peak_f32 = qe_peak_f32_gmacs(threads), peak_m16 = qe_peak_madd16_gmacs(threads),
+           peak_mub = qe_peak_maddubs_gmacs(threads);
     const char *names[2] = {"resnet18", "resnet50"};
-    result res[16];
+    result res[32];
     int nres = 0;
     for (int a = 0; a < 2; a++) {
         if (strcmp(archs, "all") != 0 && strcmp(archs, names[a]) != 0)
             continue;
-        qe_f32net *net = build(names[a]);
-        qe_arch arch;
-        qe_resnet_arch_parse(names[a], &arch);
-        double gmac_per_img = qe_resnet_desc_get(arch)->gmacs;
-        char list[64];
-        snprintf(list, sizeof list, "%s", batches);
-        for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && nres < 16; tok = strtok_r(NULL, ",", &save)) {
-            int b = atoi(tok);
-            if (b < 1)
+        qe_resnet_params p;
+        params(names[a], &p);
+        double gmac_per_img = p.desc->gmacs;
+        static const char *precs[3] = {"fp32", "w8a8", "w4a8"};
+        for (int k = 0; k < 3; k++) {
+            if (!listed(precisions, precs[k]))
                 continue;
-            double ips = run(net, b, seconds);
-            res[nres++] = (result){names[a], b, ips, ips * gmac_per_img};
-            if (!json)
-                printf("%-9s fp32 batch %-3d threads %d: %7.2f images/s  %6.1f GMAC/s  %5.1f%% of peak\n", names[a], b,
-                       threads, ips, ips * gmac_per_img, 100.0 * ips * gmac_per_img / peak);
+            void *net;
+            forward_fn fwd;
+            double peak;
+            if (k == 0) {
+                net = qe_f32net_create(&p);
+                fwd = fwd_f32;
+                peak = peak_f32;
+            } else {
+                net = quantized(&p, k == 1 ? 8 : 4, 16, NULL);
+                fwd = fwd_q;
+                peak = k == 1 ? peak_m16 : peak_mub;
+            }
+            char list[64];
+            snprintf(list, sizeof list, "%s", batches);
+            for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok && nres < 32; tok = strtok_r(NULL, ",", &save)) {
+                int b = atoi(tok);
+                if (b < 1)
+                    continue;
+                double ips = run(fwd, net, b, seconds);
+                res[nres++] = (result){names[a], precs[k], b, ips, ips * gmac_per_img, peak};
+                if (!json)
+                    printf("%-9s %-4s batch %-3d threads %d: %7.2f images/s  %6.1f GMAC/s  %5.1f%% of peak (%.1f)\n",
+                           names[a], precs[k], b, threads, ips, ips * gmac_per_img, 100.0 * ips * gmac_per_img / peak, peak);
+                fflush(stdout);
+            }
+            if (k == 0)
+                qe_f32net_free(net);
+            else
+                qe_qsim_free(net);
         }
-        qe_f32net_free(net);
+        qe_resnet_params_free(&p);
     }
-    if (json) {
-        printf("{\"isa\": \"%s\", \"threads\": %d, \"peak_gmacs\": %.2f, \"results\": [", qe_cpu_isa_name(), threads, peak);
-        for (int i = 0; i < nres; i++)
-            printf("%s{\"model\": \"%s\", \"precision\": \"fp32\", \"batch\": %d, \"threads\": %d, \"images_per_second\": %.3f, "
-                   "\"achieved_gmacs\": %.2f, \"peak_gmacs\": %.2f, \"ratio_to_peak\": %.4f}",
-                   i ? ", " : "", res[i].arch, res[i].batch, threads, res[i].ips, res[i].gmacs, peak, res[i].gmacs / peak);
-        printf("]}\n");
-    } else {
-        printf("peak (FP32 FMA, %d threads, %s): %.1f GMAC/s\n", threads, qe_cpu_isa_name(), peak);
+
+    /* Calibration of ResNet50 (the slow one), extrapolated to the zoo's 2000 images. */
+    double calib_s = 0;
+    if (calib_images > 0) {
+        qe_resnet_params p;
+        params("resnet50", &p);
+        qe_qsim_free(quantized(&p, 8, calib_images, &calib_s));
+        qe_resnet_params_free(&p);
+        if (!json)
+            printf("resnet50 calibration: %d images in %.1f s (%.1f images/s); 2000 images ~ %.0f s\n", calib_images,
+                   calib_s, calib_images / calib_s, 2000 * calib_s / calib_images);
     }
+
+    /* Resident memory with all four quantized configs loaded. */
+    long rss0 = rss_kb();
+    qe_qsim *all[4];
+    size_t bytes = 0;
+    for (int i = 0; i < 4; i++) {
+        qe_resnet_params p;
+        params(i < 2 ? "resnet18" : "resnet50", &p);
+        all[i] = quantized(&p, i % 2 ? 4 : 8, 8, NULL);
+        qe_resnet_params_free(&p);
+        float *x = random_images(16), *l = qe_malloc(16 * 1000 * sizeof(float));
+        qe_qsim_forward(all[i], x, 16, l);      /* buffers of a batch of 16 included */
+        qe_free_aligned(x);
+        free(l);
+        bytes += qe_qsim_bytes(all[i]);
+    }
+    long rss1 = rss_kb();
+    for (int i = 0; i < 4; i++)
+        qe_qsim_free(all[i]);
+    if (!json) {
+        printf("peaks (%d threads, %s): FP32 FMA %.1f GMAC/s, vpmaddwd %.1f GMAC/s, vpmaddubsw %.1f GMAC/s\n", threads,
+               qe_cpu_isa_name(), peak_f32, peak_m16, peak_mub);
+        printf("four quantized configs resident: %.0f MB (engine accounting %.0f MB), process RSS %.0f MB\n",
+               (rss1 - rss0) / 1024.0, bytes / 1048576.0, rss1 / 1024.0);
+        return 0;
+    }
+    printf("{\"isa\": \"%s\", \"threads\": %d, \"peak_f32_gmacs\": %.2f, \"peak_madd16_gmacs\": %.2f, "
+           "\"peak_maddubs_gmacs\": %.2f, \"results\": [", qe_cpu_isa_name(), threads, peak_f32, peak_m16, peak_mub);
+    for (int i = 0; i < nres; i++)
+        printf("%s{\"model\": \"%s\", \"precision\": \"%s\", \"batch\": %d, \"threads\": %d, \"images_per_second\": %.3f, "
+               "\"achieved_gmacs\": %.2f, \"peak_gmacs\": %.2f, \"ratio_to_peak\": %.4f}",
+               i ? ", " : "", res[i].arch, res[i].precision, res[i].batch, threads, res[i].ips, res[i].gmacs, res[i].peak,
+               res[i].gmacs / res[i].peak);
+    printf("], \"calibration\": {\"model\": \"resnet50\", \"images\": %d, \"seconds\": %.3f, \"seconds_2000_images\": %.1f}",
+           calib_images, calib_s, calib_images > 0 ? 2000 * calib_s / calib_images : 0.0);
+    printf(", \"quantized_resident_mb\": %.1f, \"quantized_engine_mb\": %.1f}\n", (rss1 - rss0) / 1024.0, bytes / 1048576.0);
     return 0;
 }

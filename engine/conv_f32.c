@@ -75,7 +75,7 @@ typedef struct scratch {
 
 /* Points ind at the K block's segments for rows [m0, m0 + rows), laid out as the kernels read
  * them: tile after tile, a[s * mr + r] within a tile. */
-static void build_indirection(const forward_ctx *x, size_t m0, size_t rows, size_t tiles,
+static void build_indirection(const forward_ctx *x, size_t m0, const qe_gemm_tiling *tl,
                               const qe_gemm_kblock *kb, const scratch *s)
 {
     const qe_conv_geom *g = x->g;
@@ -84,8 +84,8 @@ static void build_indirection(const forward_ctx *x, size_t m0, size_t rows, size
     int oy = (int)(m0 % hw / g->ow), ox = (int)(m0 % g->ow);
     size_t row = 0;
 
-    for (size_t t = 0; t < tiles; t++) {
-        const size_t mr = qe_gemm_tile_rows(rows, tiles, t);
+    for (size_t t = 0; t < tl->tiles; t++) {
+        const size_t mr = qe_gemm_tile_rows(tl, t);
         const float **tile = s->ind + row * nseg;
         for (size_t i = 0; i < mr; i++, row++) {
             const int iy0 = oy * g->stride - g->pad, ix0 = ox * g->stride - g->pad;
@@ -136,13 +136,14 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
     const size_t rows = g->m - m0 < p->mc ? g->m - m0 : p->mc;
     const int p0 = (int)(task % p->n_groups) * p->panels_per_task;
     const int p1 = p0 + p->panels_per_task < p->panels ? p0 + p->panels_per_task : p->panels;
-    const size_t tiles = qe_gemm_tiles(rows, QE_F32_GEMM_MR);
+    qe_gemm_tiling tl;
+    qe_gemm_tiling_init(&tl, rows, QE_F32_GEMM_MR);
 
     for (size_t b = 0; b < p->k_blocks; b++) {
         qe_gemm_kblock kb;
         qe_gemm_plan_kblock(p, b, &kb);
         const int last = b + 1 == p->k_blocks;
-        build_indirection(x, m0, rows, tiles, &kb, s);
+        build_indirection(x, m0, &tl, &kb, s);
         for (int pn = p0; pn < p1; pn++) {
             const size_t col = (size_t)pn * QE_F32_GEMM_NR;
             const size_t nc = cout - col < QE_F32_GEMM_NR ? cout - col : QE_F32_GEMM_NR;
@@ -150,13 +151,13 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
             qe_f32_gemm_params params = {b == 0 ? x->conv->bias + col : NULL, NULL,
                                          last && x->relu, last && x->stream};
             size_t row = 0;
-            for (size_t t = 0; t < tiles; t++) {
-                const size_t mr = qe_gemm_tile_rows(rows, tiles, t);
+            for (size_t t = 0; t < tl.tiles; t++) {
+                const size_t mr = qe_gemm_tile_rows(&tl, t);
                 const size_t crow = (m0 + row) * cout + col;
                 params.residual = last && x->residual ? x->residual + crow : NULL;
-                if (pn == p0 && t + 1 < tiles)
+                if (pn == p0 && t + 1 < tl.tiles)
                     prefetch_tile(s->ind + (row + mr) * kb.nseg,
-                                  qe_gemm_tile_rows(rows, tiles, t + 1) * kb.nseg, kb.len);
+                                  qe_gemm_tile_rows(&tl, t + 1) * kb.nseg, kb.len);
                 x->cfg->igemm[mr](nc, (size_t)kb.nseg, kb.len, s->ind + row * kb.nseg, w,
                                   x->out + crow, cout, &params);
                 row += mr;

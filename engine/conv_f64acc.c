@@ -85,7 +85,8 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
     const size_t rows = g->m - m0 < p->mc ? g->m - m0 : p->mc;
     const int p0 = (int)(task % p->n_groups) * p->panels_per_task;
     const int p1 = p0 + p->panels_per_task < p->panels ? p0 + p->panels_per_task : p->panels;
-    const size_t tiles = qe_gemm_tiles(rows, QE_F64_GEMM_MR);
+    qe_gemm_tiling tl;
+    qe_gemm_tiling_init(&tl, rows, QE_F64_GEMM_MR);
     const size_t acc_stride = (size_t)p->panels_per_task * QE_F64_GEMM_NR;
 
     for (size_t b = 0; b < p->k_blocks; b++) {
@@ -100,8 +101,8 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
             double *acc = s->acc ? s->acc + (size_t)(pn - p0) * QE_F64_GEMM_NR : NULL;
             qe_f64_gemm_params params = {b == 0, x->conv->bias + col, NULL, cout};
             size_t row = 0;
-            for (size_t t = 0; t < tiles; t++) {
-                const size_t mr = qe_gemm_tile_rows(rows, tiles, t);
+            for (size_t t = 0; t < tl.tiles; t++) {
+                const size_t mr = qe_gemm_tile_rows(&tl, t);
                 if (b + 1 == p->k_blocks)
                     params.out = x->out + (m0 + row) * cout + col;
                 x->cfg->ukernel[mr](nc, kc, s->a64 + row * kc, kc, w,

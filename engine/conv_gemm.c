@@ -91,11 +91,11 @@ void qe_gemm_plan_kblock(const qe_gemm_plan *p, size_t b, qe_gemm_kblock *kb)
     kb->kc = (size_t)kb->nseg * kb->len;
 }
 
-size_t qe_gemm_tiles(size_t rows, int tile_rows) { return div_up(rows, tile_rows); }
-
-size_t qe_gemm_tile_rows(size_t rows, size_t tiles, size_t t)
+void qe_gemm_tiling_init(qe_gemm_tiling *t, size_t rows, int tile_rows)
 {
-    return rows / tiles + (t < rows % tiles);
+    t->tiles = div_up(rows, (size_t)tile_rows);
+    t->rows_lo = t->tiles ? rows / t->tiles : 0;
+    t->wide = t->tiles ? rows % t->tiles : 0;
 }
 
 #define PACK_BODY(T)                                                                      \

@@ -62,10 +62,19 @@ void qe_gemm_plan_init(qe_gemm_plan *p, const qe_conv_geom *g, int panels, int t
                        size_t mc_max, size_t kc_max, int threads);
 void qe_gemm_plan_kblock(const qe_gemm_plan *p, size_t b, qe_gemm_kblock *kb);
 
-/* Rows of tile t when `rows` rows are split into tiles of at most `tile_rows` as evenly as
- * possible (so a tail of 49 rows is 4 tiles of 6 and 5 of 5, never a tile of 1). */
-size_t qe_gemm_tiles(size_t rows, int tile_rows);
-size_t qe_gemm_tile_rows(size_t rows, size_t tiles, size_t t);
+/* `rows` rows split into tiles of at most `tile_rows` as evenly as possible, so a tail of 49
+ * rows is 4 tiles of 6 and 5 of 5, never 8 of 6 and a tile of 1: the first `wide` tiles have
+ * rows_lo + 1 rows, the others rows_lo. */
+typedef struct qe_gemm_tiling {
+    size_t tiles, rows_lo, wide;
+} qe_gemm_tiling;
+
+void qe_gemm_tiling_init(qe_gemm_tiling *t, size_t rows, int tile_rows);
+
+static inline size_t qe_gemm_tile_rows(const qe_gemm_tiling *t, size_t i)
+{
+    return t->rows_lo + (i < t->wide);
+}
 
 /* Weights [cout][cin][kh][kw] -> panels[p][k][nr] with k = (ky*kw + kx)*cin + ci. */
 void qe_conv_pack_f32(const float *w, int cin, int cout, int kh, int kw, int nr, float *panels);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -57,17 +58,43 @@ char *qe_strdup(const char *s)
     return d;
 }
 
+/* Large buffers are mapped directly so that freeing them returns the memory to the system:
+ * glibc would otherwise raise its mmap threshold after the first free and keep later buffers of
+ * that size in the heap for good. A 64-byte header before the block records how it was made. */
+#define QE_ALIGNED_HDR 64
+#define QE_MMAP_MIN ((size_t)1 << 20)
+
 void *qe_malloc_aligned(size_t n)
 {
-    void *p = NULL;
-    /* Round up so the size is a multiple of the alignment, as aligned_alloc requires. */
-    size_t m = (n + 63) & ~(size_t)63;
-    if (posix_memalign(&p, 64, m ? m : 64) != 0)
-        oom(n);
-    return p;
+    size_t total = n + QE_ALIGNED_HDR;
+    uint8_t *base;
+    if (total >= QE_MMAP_MIN) {
+        void *m = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            oom(n);
+        base = m;
+    } else {
+        void *p = NULL;
+        if (posix_memalign(&p, 64, total) != 0)
+            oom(n);
+        base = p;
+    }
+    memcpy(base, &total, sizeof total);
+    return base + QE_ALIGNED_HDR;
 }
 
-void qe_free_aligned(void *p) { free(p); }
+void qe_free_aligned(void *p)
+{
+    if (!p)
+        return;
+    uint8_t *base = (uint8_t *)p - QE_ALIGNED_HDR;
+    size_t total;
+    memcpy(&total, base, sizeof total);
+    if (total >= QE_MMAP_MIN)
+        munmap(base, total);
+    else
+        free(base);
+}
 
 int qe_read_file(const char *path, size_t max_bytes, uint8_t **data, size_t *len, char *err)
 {

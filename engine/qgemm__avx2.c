@@ -40,12 +40,12 @@ static inline rq_consts rq_consts_load(const qe_qgemm_out *o)
 
 /*
  * qe_qgemm_requant() on the accumulators of channels n .. n+7, the same operations in the same
- * order; vdivps is a true division (§1.5). The final clamp to [0, 255] is split: the upper bound
- * in f32 before the conversion, the lower bound by the saturating packs after it. That is the
- * scalar clamp for every input: vminps(255, v) passes a NaN through, and NaN, -inf and values
- * below -2^31 all convert to INT_MIN, which saturates to 0 like fmaxf(NaN or negative, 0).
- * Rounding: roundf (halves away from zero) is truncation plus one where the exact fraction
- * v - trunc(v) is at least 0.5, which only happens for positive v.
+ * order up to the division, which is a true one (vdivps, §1.5). Then, for v = x / delta_f -
+ * offset_f, the clamp to [0, 255] and roundf (halves away from zero) in four instructions:
+ * vminps(255, v) (which passes a NaN through), and trunc(v + 0.5) where v >= 0.5, else 0. The
+ * f32 addition v + 0.5 may round, but never across an integer (checked for every float in
+ * [-2, 300], infinities and NaN against fminf/fmaxf/roundf); the mask gives 0 for v < 0.5,
+ * negative values and NaN, as fmaxf(v, 0) followed by roundf does.
  */
 static inline __m256i requant8(__m256i acc, const qe_qgemm_out *o, size_t n, const rq_consts *k)
 {
@@ -61,10 +61,9 @@ static inline __m256i requant8(__m256i acc, const qe_qgemm_out *o, size_t n, con
     y = _mm256_max_ps(_mm256_min_ps(y, k->max_f), k->min_f);
     y = _mm256_sub_ps(_mm256_div_ps(y, k->delta_f), k->offset_f);
     y = _mm256_min_ps(k->c255, y);
-    __m256i t = _mm256_cvttps_epi32(y);
-    __m256 frac = _mm256_sub_ps(y, _mm256_cvtepi32_ps(t));
-    __m256i up = _mm256_castps_si256(_mm256_cmp_ps(frac, k->half, _CMP_GE_OQ));
-    return _mm256_sub_epi32(t, up);
+    __m256i t = _mm256_cvttps_epi32(_mm256_add_ps(y, k->half));
+    __m256 keep = _mm256_cmp_ps(y, k->half, _CMP_GE_OQ);
+    return _mm256_and_si256(t, _mm256_castps_si256(keep));
 }
 
 /* Requantizes the 16 sums of one row (channels n0 ..) and stores the first nc codes. */
@@ -73,7 +72,7 @@ static inline void requant_store16(__m256i s0, __m256i s1, const qe_qgemm_out *o
 {
     __m256i q0 = requant8(s0, o, n0, k);
     __m256i q1 = requant8(s1, o, n0 + 8, k);
-    /* The packs saturate to 0..255 (see requant8); the permute undoes their lane interleave. */
+    /* Codes are 0..255, so neither pack saturates; the permute undoes their lane interleave. */
     __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
     __m128i b = _mm_packus_epi16(_mm256_castsi256_si128(w16), _mm256_extracti128_si256(w16, 1));
     if (nc == QE_QGEMM_NR) {

@@ -56,6 +56,7 @@ struct qe_qsim {
     double *scale[QE_MAX_CONVS + 1];   /* (double)delta_x * (double)delta_w[c] (§9.2) */
     double *biasd[QE_MAX_CONVS + 1];   /* (double)bias'[c] */
     uint8_t maxpool_lut[256];
+    uint8_t *add_lut[QE_MAX_BLOCKS];   /* [256][256] per block: §9.3 as a function of the two codes */
     uint8_t *ibuf[QE_NBUF];
     int icap;
 
@@ -188,6 +189,8 @@ void qe_qsim_free(qe_qsim *q)
         qe_analyzer_free(&q->aq[i].an);
     for (int i = 0; i < QE_NBUF; i++)
         qe_free_aligned(q->ibuf[i]);
+    for (int b = 0; b < QE_MAX_BLOCKS; b++)
+        free(q->add_lut[b]);
     free(q);
 }
 
@@ -323,6 +326,18 @@ void qe_qsim_calibrate_batch(qe_qsim *q, const float *x, int n)
  * The integer network (§9).
  * ------------------------------------------------------------------------------------- */
 
+/* §9.3: lut[a][b] = Q(max(D_A(a) + D_B(b), 0); relu), the f32 sum of the two dequantized operands. */
+static void add_table(const qe_qparams *qa, const qe_qparams *qb, const qe_qparams *qo, uint8_t *lut)
+{
+    for (int a = 0; a < 256; a++) {
+        float da = qe_dequantize(a, qa);
+        for (int b = 0; b < 256; b++) {
+            float s = da + qe_dequantize(b, qb);
+            lut[a * 256 + b] = (uint8_t)qe_quantize(s > 0.0f ? s : 0.0f, qo);
+        }
+    }
+}
+
 static int build(qe_qsim *q, char *err)
 {
     for (int i = 0; i < q->naq; i++)
@@ -361,6 +376,16 @@ static int build(qe_qsim *q, char *err)
     const qe_qparams *r = &q->aq[q->q_relu].qp, *m = &q->aq[q->q_maxpool].qp;
     for (int v = 0; v < 256; v++)
         q->maxpool_lut[v] = (uint8_t)qe_quantize(qe_dequantize(v, r), m);
+    /* §9.3 likewise depends on the two operand codes only: 64 KB per block replaces a float
+     * add, a division and a rounding per element. */
+    int block_in = q->q_maxpool;
+    for (int b = 0; b < q->d->nblocks; b++) {
+        int id_q = q->q_ds[b] >= 0 ? q->q_ds[b] : block_in;
+        free(q->add_lut[b]);
+        q->add_lut[b] = qe_malloc(256 * 256);
+        add_table(&q->aq[q->q_out[b]].qp, &q->aq[id_q].qp, &q->aq[q->q_brelu[b]].qp, q->add_lut[b]);
+        block_in = q->q_brelu[b];
+    }
     q->built = 1;
     /* The float weights served calibration and packing; the integer network is what stays. */
     free_calibration(q);
@@ -509,20 +534,11 @@ static void maxpool_codes(const uint8_t *in, int n, int h, int c, const uint8_t 
             }
 }
 
-/* §9.3: out = Q(max(D_A(a) + D_B(b), 0); relu). D is a table per operand. */
-static void add_codes(uint8_t *a, const qe_qparams *qa, const uint8_t *b, const qe_qparams *qb,
-                      const qe_qparams *qo, size_t count)
+static void add_codes(uint8_t *a, const uint8_t *b, const uint8_t *lut, size_t count)
 {
-    float da[256], db[256];
-    for (int v = 0; v < 256; v++) {
-        da[v] = qe_dequantize(v, qa);
-        db[v] = qe_dequantize(v, qb);
-    }
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < count; i++) {
-        float s = da[a[i]] + db[b[i]];
-        a[i] = (uint8_t)qe_quantize(s > 0.0f ? s : 0.0f, qo);
-    }
+    for (size_t i = 0; i < count; i++)
+        a[i] = lut[(size_t)a[i] * 256 + b[i]];
 }
 
 /* §9.5: S = sum of codes over the 49 positions, a = (float)((delta * (S - n*z)) / n). */
@@ -549,6 +565,17 @@ static void reserve_int(qe_qsim *q, int n)
         q->ibuf[i] = qe_malloc_aligned((size_t)n * QE_ACT_MAX);
     }
     q->icap = n;
+}
+
+/* Activation buffers live only during a forward: resident models then hold just their weights
+ * (re-faulting the pages costs ~1% of a batch). */
+static void release_int(qe_qsim *q)
+{
+    for (int i = 0; i < QE_NBUF; i++) {
+        qe_free_aligned(q->ibuf[i]);
+        q->ibuf[i] = NULL;
+    }
+    q->icap = 0;
 }
 
 void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits)
@@ -584,14 +611,12 @@ void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits)
         size_t cnt = (size_t)n * ih * ih * last->cout;
         capture(q, q->q_out[b], out, ih * ih, last->cout);
         const uint8_t *id = cur;
-        int id_q = cur_q;
         if (blk->downsample >= 0) {
             qconv(q, blk->downsample, cur, n, h, 0, q->q_ds[b], t3);
             capture(q, q->q_ds[b], t3, ih * ih, last->cout);
             id = t3;
-            id_q = q->q_ds[b];
         }
-        add_codes(out, &q->aq[q->q_out[b]].qp, id, &q->aq[id_q].qp, &q->aq[q->q_brelu[b]].qp, cnt);
+        add_codes(out, id, q->add_lut[b], cnt);
         capture(q, q->q_brelu[b], out, ih * ih, last->cout);
         if (out == t1)
             t1 = cur;
@@ -610,6 +635,7 @@ void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits)
     for (size_t i = 0; i < (size_t)n * 1000; i++)
         logits[i] = qe_dequantize(t2[i], fq);   /* §9.7 */
     q->cap_q = -1;
+    release_int(q);
 }
 
 size_t qe_qsim_bytes(const qe_qsim *q)
@@ -620,5 +646,5 @@ size_t qe_qsim_bytes(const qe_qsim *q)
             b += qe_qconv_bytes(&q->qc[i]);
         b += (size_t)q->cout[i] * (sizeof(float) + sizeof(double) + sizeof(qe_encoding));
     }
-    return b + (size_t)QE_NBUF * q->icap * QE_ACT_MAX;
+    return b + (size_t)q->d->nblocks * 65536 + (size_t)QE_NBUF * q->icap * QE_ACT_MAX;
 }

@@ -281,9 +281,11 @@ static void test_tiles(void)
 {
     int ok = 1;
     for (size_t rows = 1; rows <= 300; rows++) {
-        size_t tiles = qe_gemm_tiles(rows, 6), sum = 0, lo = 99, hi = 0;
-        for (size_t t = 0; t < tiles; t++) {
-            size_t r = qe_gemm_tile_rows(rows, tiles, t);
+        qe_gemm_tiling tl;
+        qe_gemm_tiling_init(&tl, rows, 6);
+        size_t sum = 0, lo = 99, hi = 0;
+        for (size_t t = 0; t < tl.tiles; t++) {
+            size_t r = qe_gemm_tile_rows(&tl, t);
             sum += r;
             lo = r < lo ? r : lo;
             hi = r > hi ? r : hi;
