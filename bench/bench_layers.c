@@ -5,7 +5,7 @@
  *                [--check] [--min-time S]
  *
  * Per shape: the best of repeated runs, GMAC/s, and the ratio to the machine's peak FMA rate
- * measured in the same run (peak.h); then per network the total weighted by how often each
+ * measured in the same run (peak.h, before and after the layers); then per network the total weighted by how often each
  * shape occurs (all its MACs over all its time). --f64acc times the exact calibration
  * convolution instead, against the f64 peak. --check compares every layer's output with the
  * portable path: f32 within 1e-5 * sum|x*w| (the bound computed by a convolution of |x| with
@@ -117,110 +117,144 @@ static double check_f64acc(const layer *l, const float *in, int n, int h, size_t
     return (double)differ;
 }
 
+typedef struct options {
+    int batch, threads, net, check, f64acc;
+    double min_time;
+    const char *only;
+} options;
+
+typedef struct result {
+    double seconds;        /* best of the timed runs */
+    double err;            /* --check: worst err/tol (f32) or differing outputs (f64acc) */
+    int ok;
+} result;
+
+/* Times one shape on random data (ReLU on, as in the networks) and optionally checks it. */
+static result bench_shape(const qe_conv_shape *s, const options *o)
+{
+    int batch = o->batch, oh = qe_conv_shape_out(s);
+    size_t in_len = (size_t)batch * s->h * s->h * s->cin;
+    size_t out_len = (size_t)batch * oh * oh * s->cout;
+    size_t wlen = (size_t)s->cout * s->cin * s->k * s->k;
+    float *w = rnd_array(wlen, 1.0f / sqrtf((float)(s->cin * s->k * s->k)));
+    float *bias = rnd_array((size_t)s->cout, 0.1f);
+    float *in = rnd_array(in_len, 1.0f);
+    float *out = qe_malloc_aligned(out_len * sizeof *out);
+    layer l = {.f64acc = o->f64acc};
+    if (o->f64acc)
+        qe_conv_f64acc_init(&l.f64, s->cin, s->cout, s->k, s->k, s->stride, s->pad, w, bias);
+    else
+        qe_conv_f32_init(&l.f32, s->cin, s->cout, s->k, s->k, s->stride, s->pad, w, bias);
+
+    result r = {1e30, 0, 1};
+    layer_forward(&l, in, batch, s->h, out, 1);   /* warm-up: pages, caches, thread pool */
+    double total = 0;
+    for (int reps = 0; total < o->min_time || reps < 3; reps++) {
+        double t0 = qe_now();
+        layer_forward(&l, in, batch, s->h, out, 1);
+        double t = qe_now() - t0;
+        total += t;
+        if (t < r.seconds)
+            r.seconds = t;
+    }
+    if (o->check) {
+        /* Without the ReLU so that negative outputs are compared too. */
+        layer_forward(&l, in, batch, s->h, out, 0);
+        r.err = o->f64acc ? check_f64acc(&l, in, batch, s->h, out_len, out)
+                          : check_layer(&l.f32, w, bias, in, batch, s->h, in_len, out_len, out);
+        r.ok = o->f64acc ? r.err == 0 : r.err <= 1;
+    }
+    if (o->f64acc)
+        qe_conv_f64acc_free(&l.f64);
+    else
+        qe_conv_f32_free(&l.f32);
+    qe_free_aligned(w), qe_free_aligned(bias), qe_free_aligned(in), qe_free_aligned(out);
+    return r;
+}
+
+static double peak_gmacs(const options *o)
+{
+    return o->f64acc ? qe_peak_f64_gmacs(o->threads) : qe_peak_f32_gmacs(o->threads);
+}
+
 int main(int argc, char **argv)
 {
-    int batch = 16, threads = omp_get_max_threads(), net = 0, check = 0, f64acc = 0;
-    double min_time = 0.3;
-    const char *only = NULL;
+    options o = {16, omp_get_max_threads(), 0, 0, 0, 0.3, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--check"))
-            check = 1;
+            o.check = 1;
         else if (!strcmp(a, "--f64acc"))
-            f64acc = 1;
+            o.f64acc = 1;
         else if (i + 1 >= argc)
             usage();
         else if (!strcmp(a, "--batch"))
-            batch = atoi(argv[++i]);
+            o.batch = atoi(argv[++i]);
         else if (!strcmp(a, "--threads"))
-            threads = atoi(argv[++i]);
+            o.threads = atoi(argv[++i]);
         else if (!strcmp(a, "--net"))
-            net = atoi(argv[++i]);
+            o.net = atoi(argv[++i]);
         else if (!strcmp(a, "--layer"))
-            only = argv[++i];
+            o.only = argv[++i];
         else if (!strcmp(a, "--min-time"))
-            min_time = atof(argv[++i]);
+            o.min_time = atof(argv[++i]);
         else
             usage();
     }
-    if (batch < 1 || batch > 256 || threads < 1 || threads > 1024 || (net && net != 18 && net != 50))
+    if (o.batch < 1 || o.batch > 256 || o.threads < 1 || o.threads > 1024 ||
+        (o.net && o.net != 18 && o.net != 50) || !(o.min_time >= 0 && o.min_time <= 60))
         usage();
-    omp_set_num_threads(threads);
+    omp_set_num_threads(o.threads);
 
-    double peak = f64acc ? qe_peak_f64_gmacs(threads) : qe_peak_f32_gmacs(threads);
-    printf("%s, isa %s, threads %d, batch %d, peak %.1f GMAC/s (%s FMA)\n",
-           f64acc ? "qe_conv_f64acc" : "qe_conv_f32", qe_cpu_isa_name(), threads, batch, peak,
-           f64acc ? "f64" : "f32");
+    /* The peak is measured before and after the layers and the higher one kept: on a shared
+     * machine a low reading means a neighbour took the cores, not a slower CPU. */
+    double peak_before = peak_gmacs(&o);
+    result res[64];
+    for (int si = 0; si < qe_conv_shape_count && si < 64; si++) {
+        const qe_conv_shape *s = &qe_conv_shapes[si];
+        if ((o.net == 18 && !s->count18) || (o.net == 50 && !s->count50) ||
+            (o.only && !strstr(s->name, o.only)))
+            res[si].seconds = 0;
+        else
+            res[si] = bench_shape(s, &o);
+    }
+    double peak_after = peak_gmacs(&o);
+    double peak = peak_before > peak_after ? peak_before : peak_after;
+
+    printf("%s, isa %s, threads %d, batch %d, peak %.1f GMAC/s (%s FMA; %.1f before, %.1f "
+           "after)\n", o.f64acc ? "qe_conv_f64acc" : "qe_conv_f32", qe_cpu_isa_name(), o.threads,
+           o.batch, peak, o.f64acc ? "f64" : "f32", peak_before, peak_after);
     printf("%-20s %5s %5s %2s %1s %4s %9s %9s %8s %6s%s\n", "layer", "cin", "cout", "k", "s",
            "h", "MMAC", "ms", "GMAC/s", "%peak",
-           check ? (f64acc ? "  differ" : "  err/tol") : "");
-
+           o.check ? (o.f64acc ? "  differ" : "  err/tol") : "");
     double macs[2] = {0, 0}, secs[2] = {0, 0};
     int failures = 0;
-    for (int si = 0; si < qe_conv_shape_count; si++) {
+    for (int si = 0; si < qe_conv_shape_count && si < 64; si++) {
         const qe_conv_shape *s = &qe_conv_shapes[si];
-        int counts[2] = {s->count18, s->count50};
-        if ((net == 18 && !counts[0]) || (net == 50 && !counts[1]) ||
-            (only && !strstr(s->name, only)))
+        const result *r = &res[si];
+        if (r->seconds == 0)
             continue;
-        int oh = qe_conv_shape_out(s);
-        size_t in_len = (size_t)batch * s->h * s->h * s->cin;
-        size_t out_len = (size_t)batch * oh * oh * s->cout;
-        size_t wlen = (size_t)s->cout * s->cin * s->k * s->k;
-        float *w = rnd_array(wlen, 1.0f / sqrtf((float)(s->cin * s->k * s->k)));
-        float *bias = rnd_array((size_t)s->cout, 0.1f);
-        float *in = rnd_array(in_len, 1.0f);
-        float *out = qe_malloc_aligned(out_len * sizeof *out);
-        layer l = {.f64acc = f64acc};
-        if (f64acc)
-            qe_conv_f64acc_init(&l.f64, s->cin, s->cout, s->k, s->k, s->stride, s->pad, w, bias);
-        else
-            qe_conv_f32_init(&l.f32, s->cin, s->cout, s->k, s->k, s->stride, s->pad, w, bias);
-
-        layer_forward(&l, in, batch, s->h, out, 1);
-        double best = 1e30, total = 0;
-        int reps = 0;
-        while (total < min_time || reps < 3) {
-            double t0 = qe_now();
-            layer_forward(&l, in, batch, s->h, out, 1);
-            double t = qe_now() - t0;
-            total += t;
-            reps++;
-            if (t < best)
-                best = t;
-        }
-        double mac = qe_conv_shape_macs(s, batch), rate = mac / best * 1e-9;
+        double mac = qe_conv_shape_macs(s, o.batch), rate = mac / r->seconds * 1e-9;
         printf("%-20s %5d %5d %2d %1d %4d %9.1f %9.3f %8.1f %5.1f%%", s->name, s->cin, s->cout,
-               s->k, s->stride, s->h, mac * 1e-6, best * 1e3, rate, 100 * rate / peak);
-        if (check) {
-            /* Without the ReLU so that negative outputs are compared too. */
-            layer_forward(&l, in, batch, s->h, out, 0);
-            double e = f64acc ? check_f64acc(&l, in, batch, s->h, out_len, out)
-                              : check_layer(&l.f32, w, bias, in, batch, s->h, in_len, out_len, out);
-            int ok = f64acc ? e == 0 : e <= 1;
-            printf("  %7.3f%s", e, ok ? "" : "  FAIL");
-            failures += !ok;
-        }
+               s->k, s->stride, s->h, mac * 1e-6, r->seconds * 1e3, rate, 100 * rate / peak);
+        if (o.check)
+            printf("  %7.3f%s", r->err, r->ok ? "" : "  FAIL");
         printf("\n");
-        fflush(stdout);
+        failures += !r->ok;
+        int counts[2] = {s->count18, s->count50};
         for (int k = 0; k < 2; k++) {
             macs[k] += counts[k] * mac;
-            secs[k] += counts[k] * best;
+            secs[k] += counts[k] * r->seconds;
         }
-        if (f64acc)
-            qe_conv_f64acc_free(&l.f64);
-        else
-            qe_conv_f32_free(&l.f32);
-        qe_free_aligned(w), qe_free_aligned(bias), qe_free_aligned(in), qe_free_aligned(out);
     }
     for (int k = 0; k < 2; k++) {
-        if (secs[k] == 0 || (net && net != (k ? 50 : 18)))
+        if (secs[k] == 0 || (o.net && o.net != (k ? 50 : 18)))
             continue;
         double rate = macs[k] / secs[k] * 1e-9;
         printf("resnet%d convs, batch %d: %.2f GMAC, %.2f ms, %.1f GMAC/s, %.1f%% of peak\n",
-               k ? 50 : 18, batch, macs[k] * 1e-9, secs[k] * 1e3, rate, 100 * rate / peak);
+               k ? 50 : 18, o.batch, macs[k] * 1e-9, secs[k] * 1e3, rate, 100 * rate / peak);
     }
-    if (check)
+    if (o.check)
         printf("check: %d layer(s) outside tolerance\n", failures);
     return failures ? 1 : 0;
 }

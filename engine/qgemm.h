@@ -50,7 +50,6 @@ typedef struct qe_qgemm_kernel {
     qe_qgemm_ukernel_fn gemm;
     int mr;                /* rows per call */
     int kr;                /* K granule of the packing: 2 (c2) or 4 (c4) */
-    const char *name;
 } qe_qgemm_kernel;
 
 void qe_qu8s8_gemm_ukernel_4x16c2__scalar(size_t mr, size_t nc, size_t kc, const void *a,
@@ -70,8 +69,9 @@ void qe_qu8s4_gemm_ukernel_8x16c4__avx2_maddubs(size_t mr, size_t nc, size_t kc,
  * The scalar epilogue, the definition every vector epilogue reproduces bit for bit: §9.2's two
  * rounded f64 operations and the f32 conversion, the optional ReLU, then qe_quantize() (§1.5).
  * The code is clamped to 0..255 before rounding, which changes nothing for the codes of a §1.4
- * encoding (always 0..255) but keeps the conversion defined for any input. A NaN value is always
- * the first operand of fminf/fmaxf, where vminps/vmaxps also return the second one.
+ * encoding (always 0..255) but keeps the conversion defined for any input. Vector versions must
+ * also agree on NaN (from a bad scale or bias): fminf/fmaxf return the other operand, vminps and
+ * vmaxps their second one.
  */
 static inline uint8_t qe_qgemm_requant(int32_t acc, const qe_qgemm_out *o, size_t c)
 {

@@ -27,7 +27,7 @@
 #include "qtest.h"
 
 /* The benchmark's shape list, compiled in here because tests link the engine only. */
-#include "../bench/shapes.c"
+#include "shapes.h"
 
 static uint64_t rng_state = 0x2545f4914f6cdd1du;
 
