@@ -29,20 +29,24 @@ static int torchvision_prefix(const char *path, char prefix[9])
     return 1;
 }
 
+/* Hashes the weights file (recorded with every run), recognises the synthetic checkpoints by
+ * their hash, and checks the hash against the published one or the 8 hex digits in a
+ * torchvision-style name. */
 static void check_sha(qe_model *m, const char *path, char *warn)
 {
-    char prefix[9];
-    const char *base = strrchr(path, '/');
-    base = base ? base + 1 : path;
-    int named = torchvision_prefix(path, prefix);
-    int known = m->cfg.weights_sha256[0] && strcmp(base, m->cfg.weights_file) == 0;
-    if (!named && !known)
-        return;
-    char err[QE_ERR_LEN];
+    char err[QE_ERR_LEN], prefix[9];
     if (qe_sha256_file(path, m->weights_sha256, err) != 0) {
         snprintf(warn, QE_ERR_LEN, "could not hash %s: %s", path, err);
         return;
     }
+    if (strcmp(m->weights_sha256, QE_SYNTH_SHA256_RESNET18) == 0 || strcmp(m->weights_sha256, QE_SYNTH_SHA256_RESNET50) == 0) {
+        m->synthetic = 1;
+        return;
+    }
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    int named = torchvision_prefix(path, prefix);
+    int known = m->cfg.weights_sha256[0] && strcmp(base, m->cfg.weights_file) == 0;
     if (known && strcmp(m->weights_sha256, m->cfg.weights_sha256) != 0)
         snprintf(warn, QE_ERR_LEN, "%s: sha256 %s differs from the published %s (file corrupt or not the torchvision release)",
                  path, m->weights_sha256, m->cfg.weights_sha256);
@@ -188,9 +192,12 @@ int qe_model_open(const char *config, const qe_model_opts *opts, qe_model **out,
     if (path) {
         snprintf(m->weights_path, sizeof m->weights_path, "%s", path);
         const char *base = strrchr(path, '/');
-        snprintf(m->weights_desc, sizeof m->weights_desc, "%s", base ? base + 1 : path);
+        snprintf(m->weights_desc, sizeof m->weights_desc, "%s%s", base ? base + 1 : path,
+                 m->synthetic ? " (the synthetic checkpoint: random weights)" : "");
     } else {
         m->synthetic = 1;
+        snprintf(m->weights_sha256, sizeof m->weights_sha256, "%s",
+                 m->cfg.arch == QE_ARCH_RESNET18 ? QE_SYNTH_SHA256_RESNET18 : QE_SYNTH_SHA256_RESNET50);
         snprintf(m->weights_desc, sizeof m->weights_desc, "synthetic %s (built-in, random weights)",
                  qe_resnet_desc_get(m->cfg.arch)->name);
     }

@@ -23,4 +23,9 @@ int qe_synth_statedict(const char *arch, qe_statedict *sd, char *err);
  * `make_synthetic.py --arch ARCH --out FILE --format pth`. */
 int qe_synth_write(const char *arch, const char *path, char *err);
 
+/* sha256 of the written pth files (shared/models/README.md): a weights file with one of these
+ * hashes is the synthetic checkpoint, whatever its name. */
+#define QE_SYNTH_SHA256_RESNET18 "ba60de5ee52ae9f11e7adcd3d4d15d037ac21162df4acf4975ea8457bd4cdee9"
+#define QE_SYNTH_SHA256_RESNET50 "de28dd49263a965b6a094d66e7072158a71672b18175da665110d4ff0508a0d5"
+
 #endif

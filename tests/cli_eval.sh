@@ -27,7 +27,7 @@ for o, g in zip(ours, gold):
         bad += 1
         print("top-1 differs:", o["path"], o["pred1"], g["pred1"], g["margin"])
 top5 = sum(1 for g in gold if g["label"] in [g["pred%d" % k] for k in range(1, 6)]) / 6.0
-assert abs(r["top5"] - top5) < 1e-9 + (100.0 / 600) * bad, (r["top5"], top5)
+assert abs(r["top5"] - top5) < 1e-4 + (100.0 / 600) * bad, (r["top5"], top5)
 assert bad == 0
 print("eval matches the goldens on 600 images")
 PY

@@ -20,8 +20,8 @@ expect_fail() {
   rc=$?
   if [ $rc -ne 1 ] && [ $rc -ne 2 ]; then fail "$name: exit status $rc (want 1 or 2)"; sed 's/^/    /' "$TMP/err" | head -20 >&2; return; fi
   if grep -qE 'Sanitizer|runtime error:' "$TMP/err"; then fail "$name: sanitizer report"; head -20 "$TMP/err" >&2; return; fi
-  if ! grep -qE "$pat" "$TMP/err"; then fail "$name: stderr lacks /$pat/:"; sed 's/^/    /' "$TMP/err" >&2; return; fi
-  echo "ok: $name: $(grep -E "$pat" "$TMP/err" | head -1)"
+  if ! grep -qE -- "$pat" "$TMP/err"; then fail "$name: stderr lacks /$pat/:"; sed 's/^/    /' "$TMP/err" >&2; return; fi
+  echo "ok: $name: $(grep -E -- "$pat" "$TMP/err" | head -1)"
 }
 
 # expect_ok NAME CMD...: exit 0 and no sanitizer report; stdout kept in $TMP/out.
