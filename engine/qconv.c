@@ -193,10 +193,17 @@ static void im2col(const qe_qconv *c, const qconv_geom *g, const uint8_t *in, si
 {
     const qconv_priv *pv = c->priv;
     size_t cin = (size_t)c->cin, run = (size_t)c->kw * cin;
-    for (size_t r = 0; r < rows; r++) {
-        size_t m = m0 + r, pix = m % ((size_t)g->oh * (size_t)g->ow);
-        size_t img = m / ((size_t)g->oh * (size_t)g->ow);
-        int oy = (int)(pix / (size_t)g->ow), ox = (int)(pix % (size_t)g->ow);
+    /* The output pixel of row m0, then stepped along (no divisions per row). */
+    size_t img = m0 / ((size_t)g->oh * (size_t)g->ow), pix = m0 % ((size_t)g->oh * (size_t)g->ow);
+    int oy = (int)(pix / (size_t)g->ow), ox = (int)(pix % (size_t)g->ow);
+    for (size_t r = 0; r < rows; r++, ox++) {
+        if (ox == g->ow) {
+            ox = 0;
+            if (++oy == g->oh) {
+                oy = 0;
+                img++;
+            }
+        }
         void *row = dst + r * g->a_stride;
         int ix0 = ox * c->stride - c->pad;
         /* kernel columns [kx0, kx1) fall inside the image */

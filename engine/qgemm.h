@@ -40,7 +40,8 @@ typedef struct qe_qgemm_out {
 /*
  * a: row 0 of A, rows a_stride bytes apart; w: the packed panel of columns n0 .. n0+15; c: the
  * output row 0 at column n0, rows c_stride bytes apart; kc: K rounded up to the packing's
- * granule. Rows beyond mr and columns beyond nc are neither read nor written.
+ * granule; 1 <= mr <= the kernel's mr. Rows beyond mr and columns beyond nc are neither read
+ * nor written.
  */
 typedef void (*qe_qgemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, const void *a,
                                     size_t a_stride, const void *w, uint8_t *c, size_t c_stride,

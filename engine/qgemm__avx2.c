@@ -178,8 +178,9 @@ void qe_qu8s4_gemm_ukernel_8x16c4__avx2_maddubs(size_t mr, size_t nc, size_t kc,
         for (size_t r = 0; r < mr; r++, ar += a_stride) {
             __m256i x0 = bcast32(ar), x1 = bcast32(ar + 4);
             __m256i x2 = bcast32(ar + 8), x3 = bcast32(ar + 12);
-            __m256i t0 = _mm256_add_epi16(_mm256_maddubs_epi16(x0, b0), _mm256_maddubs_epi16(x1, b2));
-            __m256i t1 = _mm256_add_epi16(_mm256_maddubs_epi16(x0, b1), _mm256_maddubs_epi16(x1, b3));
+            __m256i t0 = _mm256_maddubs_epi16(x0, b0), t1 = _mm256_maddubs_epi16(x0, b1);
+            t0 = _mm256_add_epi16(t0, _mm256_maddubs_epi16(x1, b2));
+            t1 = _mm256_add_epi16(t1, _mm256_maddubs_epi16(x1, b3));
             t0 = _mm256_add_epi16(t0, _mm256_maddubs_epi16(x2, b4));
             t1 = _mm256_add_epi16(t1, _mm256_maddubs_epi16(x2, b5));
             t0 = _mm256_add_epi16(t0, _mm256_maddubs_epi16(x3, b6));
@@ -193,8 +194,10 @@ void qe_qu8s4_gemm_ukernel_8x16c4__avx2_maddubs(size_t mr, size_t nc, size_t kc,
         const uint8_t *ar = (const uint8_t *)a + k;
         for (size_t r = 0; r < mr; r++, ar += a_stride) {
             __m256i x = bcast32(ar);
-            acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(x, b0), ones));
-            acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, b1), ones));
+            __m256i t0 = _mm256_madd_epi16(_mm256_maddubs_epi16(x, b0), ones);
+            __m256i t1 = _mm256_madd_epi16(_mm256_maddubs_epi16(x, b1), ones);
+            acc[r][0] = _mm256_add_epi32(acc[r][0], t0);
+            acc[r][1] = _mm256_add_epi32(acc[r][1], t1);
         }
     }
 

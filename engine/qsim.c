@@ -11,6 +11,7 @@
 #include "f32net.h"
 #include "image.h"
 #include "qconv.h"
+#include "qops.h"
 #include "qe_util.h"
 
 #define QE_MAX_ACTQ 64
@@ -326,18 +327,6 @@ void qe_qsim_calibrate_batch(qe_qsim *q, const float *x, int n)
  * The integer network (§9).
  * ------------------------------------------------------------------------------------- */
 
-/* §9.3: lut[a][b] = Q(max(D_A(a) + D_B(b), 0); relu), the f32 sum of the two dequantized operands. */
-static void add_table(const qe_qparams *qa, const qe_qparams *qb, const qe_qparams *qo, uint8_t *lut)
-{
-    for (int a = 0; a < 256; a++) {
-        float da = qe_dequantize(a, qa);
-        for (int b = 0; b < 256; b++) {
-            float s = da + qe_dequantize(b, qb);
-            lut[a * 256 + b] = (uint8_t)qe_quantize(s > 0.0f ? s : 0.0f, qo);
-        }
-    }
-}
-
 static int build(qe_qsim *q, char *err)
 {
     for (int i = 0; i < q->naq; i++)
@@ -383,7 +372,7 @@ static int build(qe_qsim *q, char *err)
         int id_q = q->q_ds[b] >= 0 ? q->q_ds[b] : block_in;
         free(q->add_lut[b]);
         q->add_lut[b] = qe_malloc(256 * 256);
-        add_table(&q->aq[q->q_out[b]].qp, &q->aq[id_q].qp, &q->aq[q->q_brelu[b]].qp, q->add_lut[b]);
+        qe_qops_add_table(&q->aq[q->q_out[b]].qp, &q->aq[id_q].qp, &q->aq[q->q_brelu[b]].qp, q->add_lut[b]);
         block_in = q->q_brelu[b];
     }
     q->built = 1;
@@ -494,68 +483,6 @@ static void qconv(qe_qsim *q, int layer, const uint8_t *in, int n, int h, int re
     qe_qconv_forward(&q->qc[layer], in, n, h, h, q->aq[q->in_q[layer]].qp.z, &rq, out);
 }
 
-/* §9.6: the model input, NCHW floats -> NHWC codes. */
-static void quantize_input(const qe_qparams *qp, const float *x, int n, uint8_t *out)
-{
-    const int hw = QE_CROP * QE_CROP;
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++)
-        for (int c = 0; c < 3; c++)
-            for (int p = 0; p < hw; p++)
-                out[((size_t)i * hw + p) * 3 + c] = (uint8_t)qe_quantize(x[((size_t)i * 3 + c) * hw + p], qp);
-}
-
-/* §9.4 on codes: max over the valid window, then the maxpool requantisation table. */
-static void maxpool_codes(const uint8_t *in, int n, int h, int c, const uint8_t lut[256], uint8_t *out)
-{
-    int oh = (h + 2 - 3) / 2 + 1;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int i = 0; i < n; i++)
-        for (int y = 0; y < oh; y++)
-            for (int x = 0; x < oh; x++) {
-                uint8_t m[512];
-                memset(m, 0, (size_t)c);
-                for (int dy = -1; dy <= 1; dy++) {
-                    int sy = 2 * y + dy;
-                    if (sy < 0 || sy >= h)
-                        continue;
-                    for (int dx = -1; dx <= 1; dx++) {
-                        int sx = 2 * x + dx;
-                        if (sx < 0 || sx >= h)
-                            continue;
-                        const uint8_t *s = in + (((size_t)i * h + sy) * h + sx) * c;
-                        for (int k = 0; k < c; k++)
-                            m[k] = s[k] > m[k] ? s[k] : m[k];
-                    }
-                }
-                uint8_t *o = out + (((size_t)i * oh + y) * oh + x) * c;
-                for (int k = 0; k < c; k++)
-                    o[k] = lut[m[k]];
-            }
-}
-
-static void add_codes(uint8_t *a, const uint8_t *b, const uint8_t *lut, size_t count)
-{
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < count; i++)
-        a[i] = lut[(size_t)a[i] * 256 + b[i]];
-}
-
-/* §9.5: S = sum of codes over the 49 positions, a = (float)((delta * (S - n*z)) / n). */
-static void avgpool_codes(const uint8_t *in, int n, int hw, int c, const qe_qparams *qi, const qe_qparams *qo,
-                          uint8_t *out)
-{
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++)
-        for (int k = 0; k < c; k++) {
-            long s = 0;
-            for (int p = 0; p < hw; p++)
-                s += in[((size_t)i * hw + p) * c + k];
-            float a = (float)(((double)qi->delta_f * (double)(s - (long)hw * qi->z)) / (double)hw);
-            out[(size_t)i * c + k] = (uint8_t)qe_quantize(a, qo);
-        }
-}
-
 static void reserve_int(qe_qsim *q, int n)
 {
     if (n <= q->icap)
@@ -583,12 +510,12 @@ void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits)
     const qe_resnet_desc *d = q->d;
     reserve_int(q, n);
     uint8_t *cur = q->ibuf[0], *t1 = q->ibuf[1], *t2 = q->ibuf[2], *t3 = q->ibuf[3];
-    quantize_input(&q->aq[q->q_input].qp, x, n, t3);
+    qe_qops_quantize_input(&q->aq[q->q_input].qp, x, n, t3);
     capture(q, q->q_input, t3, QE_CROP * QE_CROP, 3);
     qconv(q, 0, t3, n, QE_CROP, 1, q->q_relu, t1);
     int h = qe_conv_out_size(QE_CROP, 7, 2, 3);
     capture(q, q->q_relu, t1, h * h, 64);
-    maxpool_codes(t1, n, h, 64, q->maxpool_lut, cur);
+    qe_qops_maxpool_3x3s2(t1, n, h, 64, q->maxpool_lut, cur);
     h = (h + 2 - 3) / 2 + 1;
     int c = 64, cur_q = q->q_maxpool;
     capture(q, q->q_maxpool, cur, h * h, c);
@@ -616,7 +543,7 @@ void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits)
             capture(q, q->q_ds[b], t3, ih * ih, last->cout);
             id = t3;
         }
-        add_codes(out, id, q->add_lut[b], cnt);
+        qe_qops_add(out, id, q->add_lut[b], cnt);
         capture(q, q->q_brelu[b], out, ih * ih, last->cout);
         if (out == t1)
             t1 = cur;
@@ -627,7 +554,7 @@ void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits)
         h = ih;
         c = last->cout;
     }
-    avgpool_codes(cur, n, h * h, c, &q->aq[cur_q].qp, &q->aq[q->q_avgpool].qp, t1);
+    qe_qops_avgpool(cur, n, h * h, c, &q->aq[cur_q].qp, &q->aq[q->q_avgpool].qp, t1);
     capture(q, q->q_avgpool, t1, 1, c);
     qconv(q, d->nconvs, t1, n, 1, 0, q->q_fc, t2);
     capture(q, q->q_fc, t2, 1, 1000);

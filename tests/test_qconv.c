@@ -107,14 +107,15 @@ static int64_t ref_acc(const layer *L, size_t m, int co)
     return acc;
 }
 
-static int ref_code(const layer *L, int64_t acc, int co)
+/* yf of §9.2 after the optional ReLU: what qe_quantize() receives. */
+static float ref_yf(const layer *L, int64_t acc, int co)
 {
     double y = (double)acc * L->scale[co];
     y = y + L->bias[co];
     float yf = (float)y;
     if (L->rq.relu)
         yf = fmaxf(yf, 0.0f);
-    return qe_quantize(yf, &L->rq.out);
+    return yf;
 }
 
 static uint8_t *run(const layer *L, int portable, int wbits)
@@ -172,23 +173,23 @@ static long check_layer(const layer *L, int wbits, const char *what)
     uint8_t *port = run(L, 1, wbits);
     uint8_t *fast = qe_cpu_get()->avx2 ? run(L, 0, wbits) : NULL;
     long bad = 0, badfast = 0, ties = 0;
+    int in_range = 1;
     for (size_t m = 0; m < L->M; m++)
         for (int co = 0; co < L->s.cout; co++) {
             size_t i = m * L->s.cout + co;
-            int want = ref_code(L, acc[i], co);
-            CHECK(want >= 0 && want <= 255);
+            float yf = ref_yf(L, acc[i], co);
+            int want = qe_quantize(yf, &L->rq.out);
+            in_range &= want >= 0 && want <= 255;
             if (port[i] != want && bad++ < 3)
                 fprintf(stderr, "%s: m=%zu c=%d portable %d want %d\n", what, m, co, port[i], want);
             if (fast && fast[i] != port[i] && badfast++ < 3)
                 fprintf(stderr, "%s: m=%zu c=%d avx2 %d portable %d\n", what, m, co, fast[i],
                         port[i]);
-            float yf = (float)((double)acc[i] * L->scale[co] + L->bias[co]);
-            if (L->rq.relu)
-                yf = fmaxf(yf, 0.0f);
             float v = fmaxf(fminf(yf, L->rq.out.max_f), L->rq.out.min_f) / L->rq.out.delta_f -
                       L->rq.out.offset_f;
             ties += fabsf(v - truncf(v)) == 0.5f;
         }
+    CHECKF(in_range, "%s: reference codes outside 0..255", what);
     CHECKF(bad == 0, "%s: %ld portable codes differ from the reference", what, bad);
     CHECKF(badfast == 0, "%s: %ld avx2 codes differ from portable", what, badfast);
     free(acc);
@@ -247,21 +248,23 @@ static void test_random_layers(void)
     }
 }
 
-/* All input codes 255 or 0 against all weights -128 (or 7): every vpmaddubsw pair would
- * saturate at +-65280 / 3570 if the 8-bit codes were fed to it. */
+/* All input codes 255 (or 0 with z_x = 255) against one weight code everywhere: with -128,
+ * every vpmaddubsw pair of 8-bit codes would saturate (2 * 255 * 128 > 32767); -8 and 15 give
+ * the largest int16 partial sums the c4 kernels form (8 * 255 * 15 = 30600). */
 static void test_saturation_trap(void)
 {
     static const shape s = {64, 32, 3, 1, 1, 2, 6, 6};
-    for (int v = 0; v < 4; v++) {
+    static const int8_t codes[3] = {-128, -8, 15};
+    for (int v = 0; v < 6; v++) {
         layer L;
         layer_alloc(&L, &s);
         L.zx = v & 1 ? 0 : 255;
         L.rq.out = qparams(-3.0, 2.5);
         L.rq.relu = 0;
         memset(L.in, v & 1 ? 255 : 0, (size_t)s.n * s.h * s.w * s.cin);
-        memset(L.k, v & 2 ? 7 : -128, L.K * s.cout);
+        memset(L.k, codes[v / 2], L.K * s.cout);
         set_scales(&L);
-        check_layer(&L, v & 2 ? 4 : 8, v & 1 ? "all 255, zx 0" : "all 0, zx 255");
+        check_layer(&L, v < 2 ? 8 : 4, v & 1 ? "all 255, zx 0" : "all 0, zx 255");
         layer_free(&L);
     }
 }
@@ -296,6 +299,43 @@ static void test_ties(void)
     CHECK(ties > 1000);
 }
 
+/* Non-finite and out-of-range epilogue inputs (infinite or NaN scales and biases, f32
+ * overflow, a zero step, a NaN offset): no §1.4 encoding produces them, and qe_quantize() is
+ * undefined there (NaN to int), but a bad file must not turn into undefined behaviour or a
+ * difference between the paths. The codes are compared between the paths only. */
+static void test_nonfinite(void)
+{
+    static const shape s = {8, 40, 3, 1, 1, 1, 5, 6};
+    const double nan = (double)NAN, inf = (double)INFINITY;
+    const double scales[] = {inf, -inf, nan, 1e300, -1e300, 0.0, 1e-310, 3e-4, -3e-4, 1e-9};
+    const double biases[] = {nan, inf, -inf, 1e39, -1e39, 0.0, -0.0, 2.5, -2.5, 7.0};
+    qe_qparams outs[3] = {qparams(-2.0, 3.0), qparams(0.0, 1.0), qparams(-1.0, 1.0)};
+    outs[1].delta_f = 0.0f;
+    outs[2].offset_f = (float)nan;
+    if (!qe_cpu_get()->avx2)
+        return;
+    for (int v = 0; v < 6; v++) {
+        layer L;
+        layer_alloc(&L, &s);
+        L.zx = 17 * v;
+        L.rq.relu = v & 1;
+        L.rq.out = outs[v % 3];
+        for (size_t i = 0; i < L.K * s.cout; i++)
+            L.k[i] = weight_code(v < 3 ? W_RANDOM8 : W_RANDOM4);
+        for (size_t i = 0; i < (size_t)s.n * s.h * s.w * s.cin; i++)
+            L.in[i] = (uint8_t)rnd();
+        for (int co = 0; co < s.cout; co++) {
+            L.scale[co] = scales[co % 10];
+            L.bias[co] = biases[(co / 10 + co) % 10];
+        }
+        uint8_t *port = run(&L, 1, v < 3 ? 8 : 4), *fast = run(&L, 0, v < 3 ? 8 : 4);
+        CHECKF(memcmp(port, fast, L.M * s.cout) == 0, "non-finite case %d: paths differ", v);
+        free(port);
+        free(fast);
+        layer_free(&L);
+    }
+}
+
 /* Output size zero (kernel larger than the padded image): nothing is written. */
 static void test_empty_output(void)
 {
@@ -318,6 +358,7 @@ int main(void)
 {
     fprintf(stderr, "isa: %s\n", qe_cpu_isa_name());
     test_empty_output();
+    test_nonfinite();
     test_saturation_trap();
     test_ties();
     test_random_layers();

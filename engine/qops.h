@@ -1,0 +1,26 @@
+/*
+ * qops.h - the exact element-wise operations of the integer network (spec quantsim.md §9),
+ * on NHWC uint8 codes. Each is bit-identical to the scalar formulas of §9 and qdq.h.
+ */
+#ifndef QE_QOPS_H
+#define QE_QOPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qdq.h"
+
+/* §9.6: n normalised 3x224x224 CHW images -> NHWC codes of the input quantizer. */
+void qe_qops_quantize_input(const qe_qparams *qp, const float *x, int n, uint8_t *out);
+/* §9.4: 3x3 stride-2 pad-1 max over the valid window of h x h x c codes, then lut (the
+ * requantisation of a relu code into the maxpool encoding). */
+void qe_qops_maxpool_3x3s2(const uint8_t *in, int n, int h, int c, const uint8_t lut[256], uint8_t *out);
+/* §9.3: lut[a * 256 + b] = Q(max(D_A(a) + D_B(b), 0); out), the residual add as a table. */
+void qe_qops_add_table(const qe_qparams *qa, const qe_qparams *qb, const qe_qparams *qo, uint8_t *lut);
+/* a[i] = lut[a[i] * 256 + b[i]]. */
+void qe_qops_add(uint8_t *a, const uint8_t *b, const uint8_t *lut, size_t count);
+/* §9.5: per image and channel, the mean of hw codes (encoding qi) requantised into qo. */
+void qe_qops_avgpool(const uint8_t *in, int n, int hw, int c, const qe_qparams *qi, const qe_qparams *qo,
+                     uint8_t *out);
+
+#endif
