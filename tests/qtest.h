@@ -5,7 +5,7 @@
  * continues; REQUIRE stops the current test function. qtest_done() prints a summary and
  * returns the process exit status. Paths: qtest_shared("golden/...") resolves against the
  * shared/ folder given by the QE_SHARED environment variable; qtest_build("models/...")
- * against the build tree (QE_BUILD).
+ * against the build tree (QE_BUILD). qtest_quick() tells a heavy test to check a subset.
  */
 #ifndef QTEST_H
 #define QTEST_H
@@ -62,6 +62,14 @@ static inline const char *qtest_path(const char *envvar, const char *rel)
 }
 #define qtest_shared(rel) qtest_path("QE_SHARED", rel)
 #define qtest_build(rel) qtest_path("QE_BUILD", rel)
+
+/* The sanitizer run sets QE_TEST_QUICK=1: heavy tests then cover a representative subset (the
+ * Release run covers everything). */
+static inline int qtest_quick(void)
+{
+    const char *q = getenv("QE_TEST_QUICK");
+    return q && q[0] && q[0] != '0';
+}
 
 static inline int qtest_done(const char *name)
 {
