@@ -29,6 +29,11 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static int cmp_item(const void *a, const void *b)
+{
+    return strcmp(((const qe_dataset_item *)a)->path, ((const qe_dataset_item *)b)->path);
+}
+
 static int is_dir(const char *path)
 {
     struct stat st;
@@ -165,7 +170,7 @@ static int open_flat(qe_dataset *ds, const char *gt_path, char *err)
     free(text);
     if (rc)
         return -1;
-    qsort(ds->items, ds->count, sizeof *ds->items, cmp_str);   /* path is the first member */
+    qsort(ds->items, ds->count, sizeof *ds->items, cmp_item);
     return 0;
 }
 
