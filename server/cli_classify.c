@@ -25,7 +25,8 @@ static void help(void)
          "  --save-encodings FILE quantized configs: write the encodings in use\n"
          "  --calib-path DIR      quantized configs: calibration images (default: bundled samples)\n"
          "  --calib-per-class K   first K images per class for calibration (default 2; 0 = all)\n"
-         "  --threads N           compute threads (default: all cores)");
+         "  --threads N           compute threads (default: all cores)\n"
+         "  --max-pixels N        refuse images declaring more than N pixels (default 89478485)");
 }
 
 /* Softmax probability of class `idx`, computed in double for a stable result. */
@@ -42,17 +43,18 @@ static double softmax_at(const float *l, int idx)
 
 int qe_cli_classify(int argc, char **argv)
 {
-    enum { O_MODEL = 1, O_WEIGHTS, O_JSON, O_LOGITS, O_THREADS, O_HELP, O_ENC, O_SAVE, O_CPATH, O_CPC };
+    enum { O_MODEL = 1, O_WEIGHTS, O_JSON, O_LOGITS, O_THREADS, O_HELP, O_ENC, O_SAVE, O_CPATH, O_CPC, O_MAXPIX };
     static const struct option opts[] = {
         {"model-config", required_argument, 0, O_MODEL}, {"weights", required_argument, 0, O_WEIGHTS},
         {"json", no_argument, 0, O_JSON},                {"logits-out", required_argument, 0, O_LOGITS},
         {"threads", required_argument, 0, O_THREADS},    {"help", no_argument, 0, O_HELP},
         {"encodings", required_argument, 0, O_ENC},      {"save-encodings", required_argument, 0, O_SAVE},
         {"calib-path", required_argument, 0, O_CPATH},   {"calib-per-class", required_argument, 0, O_CPC},
+        {"max-pixels", required_argument, 0, O_MAXPIX},
         {0, 0, 0, 0}};
     const char *config = "resnet18_fp32", *weights = NULL, *logits_out = NULL, *encodings = NULL;
     const char *save_encodings = NULL, *calib_path = NULL;
-    long calib_per_class = 2;
+    long calib_per_class = 2, max_pixels = QE_DEFAULT_MAX_PIXELS;
     int json = 0;
     long threads = 0;
     opterr = 0;
@@ -66,6 +68,7 @@ int qe_cli_classify(int argc, char **argv)
         case O_LOGITS: logits_out = optarg; break;
         case O_THREADS: if (qe_cli_int("classify", "--threads", optarg, 1, 1024, &threads)) return 2; break;
         case O_ENC: encodings = optarg; break;
+        case O_MAXPIX: if (qe_cli_int("classify", "--max-pixels", optarg, 1, 1L << 40, &max_pixels)) return 2; break;
         case O_SAVE: save_encodings = optarg; break;
         case O_CPATH: calib_path = optarg; break;
         case O_CPC: if (qe_cli_int("classify", "--calib-per-class", optarg, 0, 100000000, &calib_per_class)) return 2; break;
@@ -141,7 +144,7 @@ int qe_cli_classify(int argc, char **argv)
         int k = n - first < CHUNK ? n - first : CHUNK;
         for (int i = 0; i < k; i++) {
             errs[i][0] = 0;
-            if (qe_pipeline_load_tensor(argv[optind + first + i], QE_DEFAULT_MAX_PIXELS, x + (size_t)i * QE_TENSOR_FLOATS, errs[i]))
+            if (qe_pipeline_load_tensor(argv[optind + first + i], max_pixels, x + (size_t)i * QE_TENSOR_FLOATS, errs[i]))
                 memset(x + (size_t)i * QE_TENSOR_FLOATS, 0, QE_TENSOR_FLOATS * sizeof(float));
         }
         double t0 = qe_now();

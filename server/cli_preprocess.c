@@ -14,18 +14,21 @@ static void help(void)
          "\n"
          "  --stage crop    uint8 RGB 224x224x3 (HWC) after Resize(248) + CenterCrop(224) (default)\n"
          "  --stage tensor  float32 3x224x224 (CHW, little-endian) after ToTensor + Normalize\n"
-         "  --out FILE      output, the images concatenated in argument order");
+         "  --out FILE      output, the images concatenated in argument order\n"
+         "  --max-pixels N  refuse images declaring more than N pixels (default 89478485)");
 }
 
 int qe_cli_preprocess(int argc, char **argv)
 {
-    enum { O_STAGE = 1, O_OUT, O_HELP };
+    enum { O_STAGE = 1, O_OUT, O_HELP, O_MAXPIX };
     static const struct option opts[] = {{"stage", required_argument, 0, O_STAGE},
+                                         {"max-pixels", required_argument, 0, O_MAXPIX},
                                          {"out", required_argument, 0, O_OUT},
                                          {"help", no_argument, 0, O_HELP},
                                          {0, 0, 0, 0}};
     const char *out = NULL;
     int tensor = 0;
+    long max_pixels = QE_DEFAULT_MAX_PIXELS;
     opterr = 0;
     optind = 1;
     int c;
@@ -42,6 +45,7 @@ int qe_cli_preprocess(int argc, char **argv)
             }
             break;
         case O_OUT: out = optarg; break;
+        case O_MAXPIX: if (qe_cli_int("preprocess", "--max-pixels", optarg, 1, 1L << 40, &max_pixels)) return 2; break;
         case O_HELP: help(); return 0;
         default:
             qe_cli_error("preprocess", "unknown or incomplete option '%s' (see quanteval preprocess --help)", argv[optind - 1]);
@@ -64,9 +68,13 @@ int qe_cli_preprocess(int argc, char **argv)
         char err[QE_ERR_LEN];
         uint8_t *buf;
         size_t len;
-        if (qe_read_file(argv[i], (size_t)256 << 20, &buf, &len, err) ||
-            (qe_image_load_crop(buf, len, QE_DEFAULT_MAX_PIXELS, crop, err) ? (free(buf), 1) : (free(buf), 0))) {
-            qe_cli_error("preprocess", "%s", err);
+        int bad = qe_read_file(argv[i], (size_t)256 << 20, &buf, &len, err);
+        if (!bad) {
+            bad = qe_image_load_crop(buf, len, max_pixels, crop, err);
+            free(buf);
+        }
+        if (bad) {
+            qe_cli_error("preprocess", "%s: %s", argv[i], err);
             rc = 1;
             break;
         }
