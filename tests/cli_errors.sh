@@ -1,7 +1,7 @@
 #!/bin/bash
 # Bad input through the CLI: every case gives a clear error, a non-zero exit and no sanitizer
 # report.
-. "$(dirname "$0")/cli_lib.sh"
+. "$(dirname "$0")/clilib.sh"
 Q=$QE_BIN
 R18=$QE_BUILD/models/resnet18.pth
 DEV=$QE_SHARED/data/dev

@@ -1,7 +1,7 @@
 #!/bin/bash
 # The CLI end to end on the dev images: eval (folder and flat layouts), predictions, classify,
 # preprocess and synth, checked against the goldens.
-. "$(dirname "$0")/cli_lib.sh"
+. "$(dirname "$0")/clilib.sh"
 Q=$QE_BIN
 R18=$QE_BUILD/models/resnet18.pth
 DEV=$QE_SHARED/data/dev

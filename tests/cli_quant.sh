@@ -2,7 +2,7 @@
 # Quantized configs through the CLI: calibration with the golden settings reproduces the golden
 # encodings file, classify with the golden encodings reproduces the golden logits bit for bit,
 # and eval reports the quantized and FP32 figures.
-. "$(dirname "$0")/cli_lib.sh"
+. "$(dirname "$0")/clilib.sh"
 Q=$QE_BIN
 R18=$QE_BUILD/models/resnet18.pth
 DEV=$QE_SHARED/data/dev

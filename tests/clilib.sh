@@ -1,4 +1,4 @@
-# Shared helpers of the tests/cli_*.sh scripts (sourced). Environment from ctest: QE_BIN,
+# Shared helpers of the tests/cli_*.sh scripts (sourced, not a test itself). Environment from ctest: QE_BIN,
 # QE_SHARED, QE_BUILD. Sanitizer reports get distinct exit codes so they never pass for an
 # expected failure.
 set -u
