@@ -14,7 +14,7 @@ if [ "${1:-}" = "--runtime" ]; then
 fi
 need=""
 for p in build-essential cmake pkg-config git libmicrohttpd-dev libjansson-dev libjpeg62-turbo-dev \
-         libzip-dev libsqlite3-dev python3-numpy python3-pil curl; do
+         libzip-dev libsqlite3-dev python3-numpy python3-pil curl wrk; do
   dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"
 done
 if [ -n "$need" ]; then

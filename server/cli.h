@@ -22,6 +22,10 @@ int qe_cli_int(const char *cmd, const char *opt, const char *val, long min, long
 void qe_cli_set_threads(int n);
 /* The bundled sample images (the default dataset). */
 const char *qe_cli_samples_dir(void);
+/* The run database shared by `eval` and `serve` when --db is not given: $QUANTEVAL_DB, else
+ * $XDG_DATA_HOME/quanteval/quanteval.db or ~/.local/share/quanteval/quanteval.db (the
+ * directory is created). Written into buf, which is returned. */
+const char *qe_cli_default_db(char *buf, size_t len);
 /* Writes s as a JSON string literal (with quotes). */
 void qe_cli_json_str(FILE *f, const char *s);
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -50,6 +51,31 @@ const char *qe_cli_samples_dir(void)
         if (access(candidates[i], R_OK) == 0)
             return candidates[i];
     return QE_SAMPLES_SOURCE_DIR;
+}
+
+const char *qe_cli_default_db(char *buf, size_t len)
+{
+    const char *env = getenv("QUANTEVAL_DB");
+    if (env && env[0]) {
+        snprintf(buf, len, "%s", env);
+        return buf;
+    }
+    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
+    if (xdg && xdg[0])
+        snprintf(buf, len, "%s/quanteval", xdg);
+    else
+        snprintf(buf, len, "%s/.local/share/quanteval", home && home[0] ? home : ".");
+    /* mkdir -p: every prefix ending at a '/', then the directory itself. */
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(buf, 0755);
+            *p = '/';
+        }
+    mkdir(buf, 0755);
+    size_t n = strlen(buf);
+    snprintf(buf + n, len - n, "/quanteval.db");
+    return buf;
 }
 
 void qe_cli_json_str(FILE *f, const char *s)

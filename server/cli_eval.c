@@ -206,29 +206,6 @@ static int on_batch(void *ctx, const qe_eval_batch *b, const qe_eval_counts *c)
     return 0;
 }
 
-static const char *default_db(char *buf, size_t len)
-{
-    const char *env = getenv("QUANTEVAL_DB");
-    if (env && env[0])
-        return env;
-    const char *xdg = getenv("XDG_DATA_HOME"), *home = getenv("HOME");
-    if (xdg && xdg[0])
-        snprintf(buf, len, "%s/quanteval", xdg);
-    else
-        snprintf(buf, len, "%s/.local/share/quanteval", home ? home : ".");
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "%s", buf);
-    for (char *p = cmd + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(cmd, 0755);
-            *p = '/';
-        }
-    mkdir(cmd, 0755);
-    strncat(buf, "/quanteval.db", len - strlen(buf) - 1);
-    return buf;
-}
-
 static void print_json(const qe_model *m, const qe_dataset *ds, const eval_opts *o, const qe_eval_counts *c,
                        int64_t run_id)
 {
@@ -351,7 +328,7 @@ int qe_cli_eval(int argc, char **argv)
     }
     if (!o.no_db) {
         char dbbuf[4096];
-        const char *db = o.db ? o.db : default_db(dbbuf, sizeof dbbuf);
+        const char *db = o.db ? o.db : qe_cli_default_db(dbbuf, sizeof dbbuf);
         if (qe_store_open(db, &e.store, err)) {
             fprintf(stderr, "quanteval eval: warning: run history %s: %s (not recorded)\n", db, err);
             e.store = NULL;

@@ -13,6 +13,7 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,10 +24,14 @@
 #include <microhttpd.h>
 
 #define MAX_EXTRA_HEADERS 4
+/* All request bodies buffered at once stay under this many times max_body, so that many
+ * connections each sending a body just under the limit cannot exhaust memory. */
+#define BODY_BUDGET_FACTOR 16
 
 struct qe_http_server {
     struct MHD_Daemon *d;
     qe_http_opts o;
+    atomic_size_t buffered;          /* bytes of body buffers allocated now */
 };
 
 typedef struct qe_http_conn {
@@ -35,7 +40,7 @@ typedef struct qe_http_conn {
     qe_http_req req;
     uint8_t *body;
     size_t len, cap;
-    int too_large, replied, status;
+    int too_large, over_budget, replied, status;
     double t0;
     struct {
         char name[48], value[208];
@@ -273,16 +278,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
             return MHD_YES;
         if (n > s->o.max_body - c->len) {
             c->too_large = 1;
+            atomic_fetch_sub(&s->buffered, c->cap);
             free(c->body);
             c->body = NULL;
             c->len = c->cap = 0;
             return MHD_YES;
         }
+        if (c->over_budget)
+            return MHD_YES;
         if (c->len + n > c->cap) {
             size_t cap = c->cap ? c->cap : 16384;
             while (cap < c->len + n)
                 cap *= 2;
-            c->cap = cap < s->o.max_body ? cap : s->o.max_body;
+            cap = cap < s->o.max_body ? cap : s->o.max_body;
+            size_t was = atomic_fetch_add(&s->buffered, cap - c->cap);
+            if (was + cap - c->cap > BODY_BUDGET_FACTOR * s->o.max_body) {
+                atomic_fetch_sub(&s->buffered, cap - c->cap);
+                c->over_budget = 1;
+                return MHD_YES;
+            }
+            c->cap = cap;
             c->body = qe_realloc(c->body, c->cap);
         }
         memcpy(c->body + c->len, upload, n);
@@ -295,6 +310,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         finish_deferred(c);
     } else if (c->too_large) {
         qe_http_reply_error(&c->req, 413, "request body over the limit of %zu bytes", s->o.max_body);
+    } else if (c->over_budget) {
+        qe_http_add_header(&c->req, "Retry-After", "1");
+        qe_http_reply_error(&c->req, 503, "overloaded: too many large uploads at once, retry later");
     } else if (strlen(url) >= sizeof c->req.path) {
         qe_http_reply_error(&c->req, 404, "path too long");
     } else {
@@ -322,6 +340,7 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls, e
         c->req.free_state(c->req.state);
     free_captures(&c->req);
     pthread_mutex_destroy(&c->mu);
+    atomic_fetch_sub(&s->buffered, c->cap);
     free(c->body);
     free(c);
     *con_cls = NULL;
@@ -458,6 +477,7 @@ int qe_http_start(const qe_http_opts *o, qe_http_server **out, char *bound, size
 
     qe_http_server *s = qe_calloc(1, sizeof *s);
     s->o = *o;
+    atomic_init(&s->buffered, 0);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME | (v6 ? MHD_USE_IPv6 : 0);
     s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
                             MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
@@ -465,7 +485,6 @@ int qe_http_start(const qe_http_opts *o, qe_http_server **out, char *bound, size
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
                             MHD_OPTION_CONNECTION_TIMEOUT, 30u,
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                            MHD_OPTION_LISTENING_ADDRESS_REUSE, 1u,
                             MHD_OPTION_END);
     if (!s->d) {
         free(s);

@@ -37,7 +37,6 @@ typedef struct qe_job_progress {
     int64_t done, total;
     double images_per_second;        /* over this attempt */
     double eta_seconds;              /* -1 when unknown */
-    int attempts;
 } qe_job_progress;
 
 typedef struct qe_jobs qe_jobs;
@@ -59,5 +58,20 @@ void qe_jobs_stop(qe_jobs *j);
 
 /* The path of dataset `name`, or NULL. */
 const char *qe_jobs_dataset_path(const qe_named_dataset *ds, int n, const char *name);
+
+/* A job request: {"model_config", "dataset", "limit"?, "calib"?: {"dataset"?, "per_class"?,
+ * "images"?, "batch"?}}. Calibration fields not given are those of the resident model. */
+typedef struct qe_job_request {
+    char model_config[64];
+    char dataset[64];
+    long limit;                      /* 0: the whole dataset */
+    int own_calib;                   /* calibration differs from the resident model's */
+    qe_calib_spec calib;
+} qe_job_request;
+
+/* Parses and checks a request against the served models and datasets (the rules of the 400
+ * answers); -1 with the reason in err. */
+int qe_jobs_parse_request(const char *json_text, qe_registry *reg, const qe_named_dataset *ds, int nds,
+                          qe_job_request *out, char *err);
 
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sha256.h"
+#include "synth.h"
 
 typedef struct entry {
     qe_model_spec spec;
@@ -97,10 +98,11 @@ int qe_registry_loaded(qe_registry *r)
 /* ---- opening with the calibration cache ---------------------------------------------------- */
 
 /* The weights file the model loads, resolved as model.h documents (explicit, the config's file,
- * for quantized configs the plain torchvision checkpoint), and its sha256; synthetic weights are
- * identified by their architecture since the checkpoint is a pure function of it. */
-static int resolve_weights(const qe_model_spec *spec, const qe_modelcfg *cfg, char *path, size_t pathlen,
-                           char sha[65], char *err)
+ * for quantized configs the plain torchvision checkpoint; "" for the built-in synthetic one) and,
+ * if want_sha, its sha256. The cache key needs the hash before the model is opened, hence the
+ * resolution here rather than in qe_model_open. */
+static int resolve_weights(const qe_model_spec *spec, const qe_modelcfg *cfg, int want_sha, char *path,
+                           size_t pathlen, char sha[65], char *err)
 {
     path[0] = 0;
     if (spec->weights[0]) {
@@ -115,12 +117,11 @@ static int resolve_weights(const qe_model_spec *spec, const qe_modelcfg *cfg, ch
                                "~/.cache/quanteval, ~/.cache/torch/hub/checkpoints)", cfg->weights_file);
     }
     if (!path[0]) {
-        char id[64];
-        int n = snprintf(id, sizeof id, "synthetic:%s", qe_resnet_desc_get(cfg->arch)->name);
-        qe_sha256_hex(id, (size_t)n, sha);
+        snprintf(sha, 65, "%s", cfg->arch == QE_ARCH_RESNET18 ? QE_SYNTH_SHA256_RESNET18 : QE_SYNTH_SHA256_RESNET50);
         return 0;
     }
-    return qe_sha256_file(path, sha, err);
+    sha[0] = 0;
+    return want_sha ? qe_sha256_file(path, sha, err) : 0;
 }
 
 /* The calibration settings string of the cache key: everything the encodings depend on besides
@@ -131,8 +132,8 @@ static int calib_key(const qe_model_spec *spec, const qe_modelcfg *cfg, int synt
     int per_class = spec->calib.per_class >= 0 ? spec->calib.per_class : cfg->calib_per_class;
     int batch = spec->calib.batch > 0 ? spec->calib.batch : cfg->calib_batch;
     char penc[4096], psha[65] = "none";
-    if (!synthetic && cfg->param_encodings_file[0] && qe_modelcfg_find_file(cfg->param_encodings_file, penc, sizeof penc) == 0 &&
-        qe_sha256_file(penc, psha, err) != 0)
+    if (!synthetic && cfg->param_encodings_file[0] &&
+        qe_modelcfg_find_file(cfg->param_encodings_file, penc, sizeof penc) == 0 && qe_sha256_file(penc, psha, err) != 0)
         return -1;
     snprintf(key, keylen, "tf_enhanced dataset=%s path=%s per_class=%d images=%ld batch=%d param_encodings=%s",
              spec->calib.dataset, spec->calib.path, per_class, spec->calib.images, batch, psha);
@@ -162,7 +163,8 @@ int qe_registry_open_model(const qe_model_spec *spec, qe_store *store, qe_model 
     if (qe_modelcfg_get(spec->config, &cfg, err))
         return -1;
     char path[4096], sha[65], key[8192];
-    int rc = resolve_weights(spec, &cfg, path, sizeof path, sha, err);
+    int calibrated = cfg.quantized && !spec->encodings[0];
+    int rc = resolve_weights(spec, &cfg, calibrated, path, sizeof path, sha, err);
     qe_model_opts mo = {.weights = path[0] ? path : NULL, .no_fp32 = 1};
     source[0] = 0;
     if (rc || !cfg.quantized) {
