@@ -5,7 +5,6 @@
  */
 #include <getopt.h>
 #include <math.h>
-#include <sys/stat.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,13 +15,14 @@
 #include "cli.h"
 #include "dataset.h"
 #include "evaluate.h"
+#include "image.h"
 #include "model.h"
 #include "store.h"
 
 typedef struct eval_opts {
     const char *model_config, *dataset, *ground_truth, *weights, *predictions_out;
     const char *calib_path, *encodings, *save_encodings, *param_encodings, *db;
-    long limit, batch, threads, workers, calib_per_class, calib_images, calib_batch;
+    long limit, batch, threads, workers, calib_per_class, calib_images, calib_batch, max_pixels;
     int json, quiet, no_fp32, no_db;
 } eval_opts;
 
@@ -44,6 +44,7 @@ static void help(void)
          "  --predictions-out FILE   write CSV path,label,pred1,...,pred5 (the quantized model's)\n"
          "  --use-cuda True|False    accepted for compatibility with the zoo script (CPU only)\n"
          "  --quiet                  no progress bar\n"
+         "  --max-pixels N           refuse images declaring more than N pixels (default 89478485)\n"
          "  --db PATH                run history database (default $QUANTEVAL_DB or\n"
          "                           ~/.local/share/quanteval/quanteval.db); --no-db to not record\n"
          "quantized configs:\n"
@@ -60,7 +61,7 @@ static void help(void)
 static int parse(int argc, char **argv, eval_opts *o)
 {
     enum { O_MODEL = 1, O_DATA, O_GT, O_WEIGHTS, O_PRED, O_LIMIT, O_BATCH, O_THREADS, O_WORKERS, O_JSON, O_CUDA,
-           O_QUIET, O_HELP, O_CPATH, O_CPC, O_CIMG, O_CBATCH, O_ENC, O_SAVE, O_PENC, O_NOFP32, O_DB, O_NODB };
+           O_QUIET, O_HELP, O_CPATH, O_CPC, O_CIMG, O_CBATCH, O_ENC, O_SAVE, O_PENC, O_NOFP32, O_DB, O_NODB, O_MAXPIX };
     static const struct option opts[] = {
         {"model-config", required_argument, 0, O_MODEL}, {"dataset-path", required_argument, 0, O_DATA},
         {"ground-truth", required_argument, 0, O_GT},    {"weights", required_argument, 0, O_WEIGHTS},
@@ -73,8 +74,10 @@ static int parse(int argc, char **argv, eval_opts *o)
         {"calib-batch", required_argument, 0, O_CBATCH}, {"encodings", required_argument, 0, O_ENC},
         {"save-encodings", required_argument, 0, O_SAVE}, {"param-encodings", required_argument, 0, O_PENC},
         {"no-fp32", no_argument, 0, O_NOFP32},           {"db", required_argument, 0, O_DB},
-        {"no-db", no_argument, 0, O_NODB},               {0, 0, 0, 0}};
-    *o = (eval_opts){.model_config = "resnet18_fp32", .batch = 16, .workers = 2, .calib_per_class = -1};
+        {"no-db", no_argument, 0, O_NODB},               {"max-pixels", required_argument, 0, O_MAXPIX},
+        {0, 0, 0, 0}};
+    *o = (eval_opts){.model_config = "resnet18_fp32", .batch = 16, .workers = 2, .calib_per_class = -1,
+                     .max_pixels = QE_DEFAULT_MAX_PIXELS};
     opterr = 0;
     optind = 1;
     int c;
@@ -99,6 +102,7 @@ static int parse(int argc, char **argv, eval_opts *o)
         case O_NOFP32: o->no_fp32 = 1; break;
         case O_DB: o->db = optarg; break;
         case O_NODB: o->no_db = 1; break;
+        case O_MAXPIX: if (qe_cli_int("eval", "--max-pixels", optarg, 1, 1L << 40, &o->max_pixels)) return -1; break;
         case O_JSON: o->json = 1; break;
         case O_QUIET: o->quiet = 1; break;
         case O_CUDA:
@@ -350,7 +354,7 @@ int qe_cli_eval(int argc, char **argv)
         }
     }
     qe_eval_counts c;
-    qe_evaluate(m, ds.items, 0, count, (int)o.batch, (int)o.workers, m->qsim && m->f32, on_batch, &e, &c);
+    qe_evaluate(m, ds.items, 0, count, (int)o.batch, (int)o.workers, o.max_pixels, m->qsim && m->f32, on_batch, &e, &c);
     if (e.tty)
         fputc('\n', stderr);
     if (e.pred && fclose(e.pred) != 0) {

@@ -14,7 +14,7 @@ static void score(const int *top, int label, size_t *c1, size_t *c5)
 }
 
 int qe_evaluate(qe_model *m, const qe_dataset_item *items, size_t first, size_t count, int batch, int workers,
-                int with_fp32, qe_eval_fn fn, void *ctx, qe_eval_counts *c)
+                int64_t max_pixels, int with_fp32, qe_eval_fn fn, void *ctx, qe_eval_counts *c)
 {
     memset(c, 0, sizeof *c);
     if (batch < 1)
@@ -23,7 +23,7 @@ int qe_evaluate(qe_model *m, const qe_dataset_item *items, size_t first, size_t 
     float *logits = qe_malloc((size_t)batch * 1000 * sizeof(float));
     int (*top5)[5] = qe_malloc((size_t)batch * sizeof *top5);
     int (*ftop5)[5] = with_fp32 ? qe_malloc((size_t)batch * sizeof *ftop5) : NULL;
-    qe_pipeline *p = qe_pipeline_start(items + first, count, batch, workers, QE_DEFAULT_MAX_PIXELS);
+    qe_pipeline *p = qe_pipeline_start(items + first, count, batch, workers, max_pixels);
     double t0 = qe_now();
     int stopped = 0;
     qe_batch *b;

@@ -31,9 +31,10 @@ typedef struct qe_eval_counts {
 /* Called after every batch; a non-zero return stops the pass (counts so far are kept). */
 typedef int (*qe_eval_fn)(void *ctx, const qe_eval_batch *b, const qe_eval_counts *so_far);
 
-/* Evaluates items[first .. first+count). with_fp32 requires m->f32. Returns 1 if stopped by
+/* Evaluates items[first .. first+count); images declaring more than max_pixels pixels count as
+ * unreadable. with_fp32 requires m->f32. Returns 1 if stopped by
  * the callback, 0 when complete. */
 int qe_evaluate(qe_model *m, const qe_dataset_item *items, size_t first, size_t count, int batch, int workers,
-                int with_fp32, qe_eval_fn fn, void *ctx, qe_eval_counts *counts);
+                int64_t max_pixels, int with_fp32, qe_eval_fn fn, void *ctx, qe_eval_counts *counts);
 
 #endif

@@ -276,7 +276,8 @@ static void run_job(runner *r, qe_store *st, const qe_store_job *job)
     qe_eval_counts c = {0};
     if (next < total) {
         qe_registry_compute_begin(j->reg);
-        qe_evaluate(m, ds.items, (size_t)next, (size_t)(total - next), j->o.batch, j->o.workers, 0, on_batch, &x, &c);
+        qe_evaluate(m, ds.items, (size_t)next, (size_t)(total - next), j->o.batch, j->o.workers,
+                    j->o.max_pixels, 0, on_batch, &x, &c);
         qe_registry_compute_end(j->reg);
     }
     if (x.outcome == RUN_COMPLETE) {

@@ -28,6 +28,7 @@ typedef struct qe_jobs_opts {
     int batch;                       /* images per forward pass */
     int workers;                     /* image decoding threads per job */
     int threads;                     /* OpenMP team size (0: all cores) */
+    int64_t max_pixels;              /* images declaring more pixels are refused */
     const qe_named_dataset *datasets;
     int ndatasets;
 } qe_jobs_opts;

@@ -491,7 +491,8 @@ int qe_cli_serve(int argc, char **argv)
     s->reg = qe_registry_create(c->models, c->nmodels, c->db, (int)c->threads);
     s->batchers = qe_calloc((size_t)c->nmodels, sizeof *s->batchers);
     qe_jobs_opts jo = {.db = c->db, .concurrency = (int)c->job_concurrency, .batch = (int)c->job_batch,
-                       .workers = (int)c->job_workers, .threads = (int)c->threads, .datasets = c->datasets,
+                       .workers = (int)c->job_workers, .threads = (int)c->threads,
+                       .max_pixels = c->max_pixels, .datasets = c->datasets,
                        .ndatasets = c->ndatasets};
     s->jobs = qe_jobs_start(&jo, s->reg, s->metrics);
 
