@@ -78,7 +78,8 @@ static int list_dir(const char *dir, int want_dirs, char ***out, size_t *count, 
         names[n++] = qe_strdup(e->d_name);
     }
     closedir(d);
-    qsort(names, n, sizeof *names, cmp_str);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_str);
     *out = names;
     *count = n;
     return 0;
@@ -170,7 +171,8 @@ static int open_flat(qe_dataset *ds, const char *gt_path, char *err)
     free(text);
     if (rc)
         return -1;
-    qsort(ds->items, ds->count, sizeof *ds->items, cmp_item);
+    if (ds->count)
+        qsort(ds->items, ds->count, sizeof *ds->items, cmp_item);
     return 0;
 }
 

@@ -61,7 +61,7 @@ static int load_params(qe_model *m, const char *path, qe_resnet_params *p, char 
     char e[QE_ERR_LEN];
     if (path) {
         if (qe_statedict_load(path, QE_MAX_CKPT_BYTES, &sd, e))
-            return qe_err(err, "cannot load weights %s: %s", path, e);
+            return qe_err(err, "cannot load weights %s", e);   /* e names the file */
         check_sha(m, path, warn);
     } else {
         if (qe_synth_statedict(qe_resnet_desc_get(m->cfg.arch)->name, &sd, e))
