@@ -16,7 +16,7 @@ BASE=
 export QUANTEVAL_MODELS=$TMP/no-models   # no default weights: only what the config names
 # Under the sanitizers a forward pass is about ten times slower: the jobs then cover the first
 # N dev images instead of all 600, with the same checks.
-if ldd "$Q" | grep -q libasan; then N=96 ND=64; else N=600 ND=200; fi   # ND: the SIGTERM job
+if ldd "$Q" | grep -q libasan; then N=48 ND=48; else N=600 ND=200; fi   # ND: the SIGTERM job
 
 cat >"$TMP/server.json" <<EOF
 {
