@@ -1,12 +1,13 @@
 /*
  * qconv.c - the driver of the exact integer convolution (qconv.h, spec quantsim.md §9.2):
- * weight packing, im2col of the uint8 codes, blocking and threading around the qgemm.h
- * micro-kernels.
+ * weight packing, the indirection of A (in-place rows and im2col rows), blocking and threading
+ * around the qgemm.h micro-kernels.
  *
  * The convolution is the GEMM out[m][c] = sum_k A[m][k] * k[c][k] over M = n*oh*ow output pixels
  * and K = kh*kw*cin, k = (ky*kw + kx)*cin + ci so that each kernel row is one contiguous run of
- * the NHWC input. Padding is filled with the code z_x itself, so the zero-point compensation
- * z_x * wsum[c] is exact at the borders too and the kernels never see a special case.
+ * the NHWC input, which the kernels can read in place. Padding is filled with the code z_x
+ * itself, so the zero-point compensation z_x * wsum[c] is exact at the borders too and the
+ * kernels never see a special case.
  */
 #include "qconv.h"
 
@@ -19,25 +20,31 @@
 #include "qe_util.h"
 #include "qgemm.h"
 
-/* A block of rows of A is built per work item and read once per 16-channel panel, and each
- * panel (up to 147 KB for 3x3x512 inputs) is streamed once per micro-kernel row group: both
- * should share L2 (512 KB on Zen 3). Larger blocks also re-stream the whole weight matrix from
- * L3 less often; 256 KB measured 6% faster than 128 KB on the 3x3 layers (Sapphire Rapids). */
+/* A block of rows of A (up to this many bytes of K-long rows, whether copied by im2col or read
+ * in place) is prepared per work item and read once per 16-channel panel, and each panel (up to
+ * 147 KB for 3x3x512 inputs) is streamed once per micro-kernel tile: both should share L2 (512
+ * KB on Zen 3). Larger blocks also re-stream the whole weight matrix from L3 less often; 256 KB
+ * measured 6% faster than 128 KB on the 3x3 layers (Sapphire Rapids). */
 #define QCONV_ABLOCK_BYTES (256 * 1024)
-/* Work items per thread to aim for, so that uneven items still balance. */
-#define QCONV_ITEMS_PER_THREAD 4
+/* Work items per thread to aim for: the barrier after a layer waits for the slowest thread, and
+ * with the dynamic schedule the idle time at the end is about half an item. */
+#define QCONV_ITEMS_PER_THREAD 8
+/* Row blocks are made smaller (down to this) to get enough items before channels are split,
+ * which makes each chunk stream its own part of the weights. */
+#define QCONV_MIN_BLOCK_ROWS 48
 
 typedef struct qconv_priv {
     const qe_qgemm_kernel *kern;
     size_t kdim;           /* K = kh * kw * cin */
-    size_t kp;             /* K rounded up to the kernel's granule */
+    size_t kp;             /* K rounded up to the kernel's kc_align */
     size_t n16;            /* cout rounded up to QE_QGEMM_NR */
 } qconv_priv;
 
-static const qe_qgemm_kernel kern_s8_scalar = {qe_qu8s8_gemm_ukernel_4x16c2__scalar, 4, 2};
-static const qe_qgemm_kernel kern_s4_scalar = {qe_qu8s4_gemm_ukernel_4x16c4__scalar, 4, 4};
-static const qe_qgemm_kernel kern_s8_avx2 = {qe_qu8s8_gemm_ukernel_6x16c2__avx2_madd16, 6, 2};
-static const qe_qgemm_kernel kern_s4_avx2 = {qe_qu8s4_gemm_ukernel_8x16c4__avx2_maddubs, 8, 4};
+static const qe_qgemm_kernel kern_s8_scalar = {qe_qu8s8_gemm_ukernel_4x16c2__scalar, 4, 2, 2};
+static const qe_qgemm_kernel kern_s4_scalar = {qe_qu8s4_gemm_ukernel_4x16c4__scalar, 4, 4, 4};
+static const qe_qgemm_kernel kern_s8_avx2 = {qe_qu8s8_gemm_ukernel_6x16c2__avx2_madd16, 6, 2, 2};
+static const qe_qgemm_kernel kern_s4_avx2 = {qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum8, 6, 4, 32};
+static const qe_qgemm_kernel kern_u4_avx2 = {qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum4, 6, 4, 16};
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
@@ -46,15 +53,19 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 static size_t elem_bytes(const qe_qgemm_kernel *k) { return k->kr == 2 ? 2 : 1; }
 
 /* The packing follows the codes actually present rather than wbits: the c4 kernels are exact
- * only for |k| <= QE_QGEMM_S4_MAX (qgemm.h), which covers 4-bit codes, signed or not (§1.6). */
+ * only for |k| <= QE_QGEMM_SUM4_KMAX (qgemm.h), which covers 4-bit codes, signed or not (§1.6),
+ * and the faster depth-8 one for |k| <= QE_QGEMM_SUM8_KMAX, the signed 4-bit codes. */
 static const qe_qgemm_kernel *select_kernel(const int8_t *k, size_t count)
 {
-    int small = 1;
-    for (size_t i = 0; i < count && small; i++)
-        small = abs(k[i]) <= QE_QGEMM_S4_MAX;
-    if (qe_cpu_get()->avx2)
-        return small ? &kern_s4_avx2 : &kern_s8_avx2;
-    return small ? &kern_s4_scalar : &kern_s8_scalar;
+    int kmax = 0;
+    for (size_t i = 0; i < count; i++)
+        kmax = abs(k[i]) > kmax ? abs(k[i]) : kmax;
+    if (qe_cpu_get()->avx2) {
+        if (kmax <= QE_QGEMM_SUM8_KMAX)
+            return &kern_s4_avx2;
+        return kmax <= QE_QGEMM_SUM4_KMAX ? &kern_u4_avx2 : &kern_s8_avx2;
+    }
+    return kmax <= QE_QGEMM_SUM4_KMAX ? &kern_s4_scalar : &kern_s8_scalar;
 }
 
 void qe_qconv_init(qe_qconv *c, int cin, int cout, int kh, int kw, int stride, int pad, int wbits,
@@ -73,7 +84,7 @@ void qe_qconv_init(qe_qconv *c, int cin, int cout, int kh, int kw, int stride, i
     qconv_priv *pv = qe_calloc(1, sizeof *pv);
     pv->kern = select_kernel(k, kdim * (size_t)cout);
     pv->kdim = kdim;
-    pv->kp = round_up(kdim, (size_t)pv->kern->kr);
+    pv->kp = round_up(kdim, (size_t)pv->kern->kc_align);
     pv->n16 = round_up((size_t)cout, QE_QGEMM_NR);
     c->priv = pv;
 
@@ -119,112 +130,160 @@ size_t qe_qconv_bytes(const qe_qconv *c)
     return pv->n16 * pv->kp * elem_bytes(pv->kern) + (size_t)c->cout * sizeof *c->wsum;
 }
 
-/* The im2col runs are short (21 codes per kernel row for the 7x7x3 stem): the loops below are
- * inlined rather than calls to memcpy/memset, and written in blocks of 16 so that GCC's -O2
- * vectorizer (which refuses loops needing a scalar epilogue) turns the blocks into SSE2 moves. */
-static inline void copy_u8(uint8_t *restrict d, const uint8_t *restrict s, size_t n)
+/* The im2col runs are short (21 codes per kernel row for the 7x7x3 stem) and many, so the copies
+ * are inlined: 16-byte blocks, the last one overlapping its predecessor rather than finishing
+ * byte by byte (it writes the same bytes again). memcpy of 16 bytes is one vector load and
+ * store; the widening loop of 16 is vectorized by GCC's -O2. Runs shorter than 16 codes only
+ * occur for layers with fewer than 16 input channels per kernel row. */
+static inline void copy16_u8(uint8_t *restrict d, const uint8_t *restrict s)
 {
-    size_t j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int t = 0; t < 16; t++)
-            d[j + t] = s[j + t];
-    for (; j < n; j++)
-        d[j] = s[j];
+    memcpy(d, s, 16);
 }
 
-static inline void widen_u8(uint16_t *restrict d, const uint8_t *restrict s, size_t n)
+static inline void widen16_u8(uint16_t *restrict d, const uint8_t *restrict s)
 {
-    size_t j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int t = 0; t < 16; t++)
-            d[j + t] = s[j + t];
-    for (; j < n; j++)
-        d[j] = s[j];
+    for (int t = 0; t < 16; t++)
+        d[t] = s[t];
 }
 
-static inline void fill_u8(uint8_t *d, uint8_t v, size_t n)
-{
-    size_t j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int t = 0; t < 16; t++)
-            d[j + t] = v;
-    for (; j < n; j++)
-        d[j] = v;
-}
-
-static inline void fill_u16(uint16_t *d, uint16_t v, size_t n)
-{
-    size_t j = 0;
-    for (; j + 16 <= n; j += 16)
-        for (int t = 0; t < 16; t++)
-            d[j + t] = v;
-    for (; j < n; j++)
-        d[j] = v;
-}
-
-/* A row segment of n codes (or n copies of one code) at element offset i of an A row, which
- * holds uint16 codes for the c2 packing and uint8 codes for c4. */
+/* A run of n codes into an A row at element offset i: uint16 codes for the c2 packing (a16),
+ * uint8 codes for c4. */
 static inline void arow_copy(void *row, int a16, size_t i, const uint8_t *src, size_t n)
 {
-    if (a16)
-        widen_u8((uint16_t *)row + i, src, n);
-    else
-        copy_u8((uint8_t *)row + i, src, n);
+    if (n < 16) {
+        for (size_t j = 0; j < n; j++) {
+            if (a16)
+                ((uint16_t *)row)[i + j] = src[j];
+            else
+                ((uint8_t *)row)[i + j] = src[j];
+        }
+        return;
+    }
+    if (a16) {
+        uint16_t *d = (uint16_t *)row + i;
+        for (size_t j = 0; j + 16 < n; j += 16)
+            widen16_u8(d + j, src + j);
+        widen16_u8(d + n - 16, src + n - 16);
+    } else {
+        uint8_t *d = (uint8_t *)row + i;
+        for (size_t j = 0; j + 16 < n; j += 16)
+            copy16_u8(d + j, src + j);
+        copy16_u8(d + n - 16, src + n - 16);
+    }
 }
 
 static inline void arow_fill(void *row, int a16, size_t i, int code, size_t n)
 {
-    if (a16)
-        fill_u16((uint16_t *)row + i, (uint16_t)code, n);
-    else
-        fill_u8((uint8_t *)row + i, (uint8_t)code, n);
+    for (size_t j = 0; j < n; j++) {
+        if (a16)
+            ((uint16_t *)row)[i + j] = (uint16_t)code;
+        else
+            ((uint8_t *)row)[i + j] = (uint8_t)code;
+    }
 }
 
 typedef struct qconv_geom {
     int h, w, oh, ow, zx;
     int a16;
-    size_t a_stride;       /* bytes between A rows */
+    size_t a_stride;       /* bytes between im2col rows */
+    int inplace;           /* windows inside the image are read in place (block_ind) */
+    size_t ks, kc;         /* segments per row and elements per segment (qgemm.h) */
 } qconv_geom;
 
-/* im2col of output pixels m0 .. m0+rows-1 into dst: each row is the receptive field in K order,
- * z_x where it falls into the padding, then zeros up to kp (they meet zero weights). */
-static void im2col(const qe_qconv *c, const qconv_geom *g, const uint8_t *in, size_t m0,
-                   size_t rows, uint8_t *dst)
+/* The K padding kdim .. kp of every row of an A buffer: zero codes, which meet zero weights.
+ * im2col never writes there, so this is done once per buffer. */
+static void apad_zero(const qe_qconv *c, const qconv_geom *g, uint8_t *dst, size_t rows)
 {
     const qconv_priv *pv = c->priv;
+    for (size_t r = 0; r < rows && pv->kp > pv->kdim; r++)
+        arow_fill(dst + r * g->a_stride, g->a16, pv->kdim, 0, pv->kp - pv->kdim);
+}
+
+/* The window of an output pixel: its image, its top-left corner in the input (which may lie in
+ * the padding) and whether it lies entirely inside the image. */
+typedef struct qconv_win {
+    size_t img;
+    int iy0, ix0;
+    int inside;
+} qconv_win;
+
+/* The im2col row of window v: its receptive field in K order, z_x where it falls into the
+ * padding. A window inside the image is kh plain runs of kw * cin codes. */
+static void im2col_row(const qe_qconv *c, const qconv_geom *g, const uint8_t *in,
+                       const qconv_win *v, void *row)
+{
     size_t cin = (size_t)c->cin, run = (size_t)c->kw * cin;
-    /* The output pixel of row m0, then stepped along (no divisions per row). */
-    size_t img = m0 / ((size_t)g->oh * (size_t)g->ow), pix = m0 % ((size_t)g->oh * (size_t)g->ow);
+    const uint8_t *src = in + v->img * (size_t)g->h * (size_t)g->w * cin;
+    if (v->inside) {
+        src += ((size_t)v->iy0 * (size_t)g->w + (size_t)v->ix0) * cin;
+        for (int ky = 0; ky < c->kh; ky++)
+            arow_copy(row, g->a16, (size_t)ky * run, src + (size_t)ky * (size_t)g->w * cin, run);
+        return;
+    }
+    /* kernel columns [kx0, kx1) fall inside the image */
+    int kx0 = v->ix0 < 0 ? -v->ix0 : 0;
+    int kx1 = g->w - v->ix0 < c->kw ? g->w - v->ix0 : c->kw;
+    if (kx1 < kx0)
+        kx1 = kx0;
+    size_t kk = 0;
+    for (int ky = 0; ky < c->kh; ky++, kk += run) {
+        int iy = v->iy0 + ky;
+        if (iy < 0 || iy >= g->h) {
+            arow_fill(row, g->a16, kk, g->zx, run);
+            continue;
+        }
+        const uint8_t *s = src + ((size_t)iy * (size_t)g->w + (size_t)(v->ix0 + kx0)) * cin;
+        arow_fill(row, g->a16, kk, g->zx, (size_t)kx0 * cin);
+        arow_copy(row, g->a16, kk + (size_t)kx0 * cin, s, (size_t)(kx1 - kx0) * cin);
+        arow_fill(row, g->a16, kk + (size_t)kx1 * cin, g->zx, (size_t)(c->kw - kx1) * cin);
+    }
+}
+
+/*
+ * The indirection of rows m0 .. m0+rows-1 (qgemm.h): tiles of mr rows, ks segments per row.
+ * Where the codes need no widening and a kernel row's kw * cin codes are a whole number of the
+ * kernel's K blocks (g->inplace), the segments of a window inside the image are its kh kernel
+ * rows, read in place from the input. The other rows are built in abuf by im2col and their
+ * segments point into them. Reading in place spares the 3x3 layers copying every input code
+ * nine times, and the 1x1 layers any copy.
+ */
+static void block_ind(const qe_qconv *c, const qconv_geom *g, const uint8_t *in, size_t m0,
+                      size_t rows, uint8_t *abuf, const void **ind)
+{
+    const qconv_priv *pv = c->priv;
+    size_t mr = (size_t)pv->kern->mr, cin = (size_t)c->cin, nim2col = 0;
+    size_t pixels = (size_t)g->oh * (size_t)g->ow, pix = m0 % pixels;
+    /* the output pixel of row m0, then stepped along (no divisions per row) */
+    qconv_win v = {m0 / pixels, 0, 0, 0};
     int oy = (int)(pix / (size_t)g->ow), ox = (int)(pix % (size_t)g->ow);
-    for (size_t r = 0; r < rows; r++, ox++) {
+    const void **slot = ind;   /* row r's first slot: ind[r / mr * ks * mr + r % mr] */
+    size_t in_tile = 0;
+    for (size_t r = 0; r < rows; r++, ox++, slot++, in_tile++) {
         if (ox == g->ow) {
             ox = 0;
             if (++oy == g->oh) {
                 oy = 0;
-                img++;
+                v.img++;
             }
         }
-        void *row = dst + r * g->a_stride;
-        int ix0 = ox * c->stride - c->pad;
-        /* kernel columns [kx0, kx1) fall inside the image */
-        int kx0 = ix0 < 0 ? -ix0 : 0;
-        int kx1 = g->w - ix0 < c->kw ? g->w - ix0 : c->kw;
-        if (kx1 < kx0)
-            kx1 = kx0;
-        size_t kk = 0;
-        for (int ky = 0; ky < c->kh; ky++, kk += run) {
-            int iy = oy * c->stride - c->pad + ky;
-            if (iy < 0 || iy >= g->h) {
-                arow_fill(row, g->a16, kk, g->zx, run);
-                continue;
-            }
-            const uint8_t *src = in + ((img * (size_t)g->h + (size_t)iy) * (size_t)g->w +
-                                       (size_t)(ix0 + kx0)) * cin;
-            arow_fill(row, g->a16, kk, g->zx, (size_t)kx0 * cin);
-            arow_copy(row, g->a16, kk + (size_t)kx0 * cin, src, (size_t)(kx1 - kx0) * cin);
-            arow_fill(row, g->a16, kk + (size_t)kx1 * cin, g->zx, (size_t)(c->kw - kx1) * cin);
+        if (in_tile == mr) {
+            slot += (g->ks - 1) * mr;
+            in_tile = 0;
         }
-        arow_fill(row, g->a16, pv->kdim, 0, pv->kp - pv->kdim);
+        v.iy0 = oy * c->stride - c->pad;
+        v.ix0 = ox * c->stride - c->pad;
+        v.inside = v.ix0 >= 0 && v.ix0 + c->kw <= g->w && v.iy0 >= 0 && v.iy0 + c->kh <= g->h;
+        if (g->inplace && v.inside) {
+            const uint8_t *a = in + ((v.img * (size_t)g->h + (size_t)v.iy0) * (size_t)g->w +
+                                     (size_t)v.ix0) * cin;
+            for (size_t e = 0; e < g->ks; e++)
+                slot[e * mr] = a + e * (size_t)g->w * cin;
+        } else {
+            uint8_t *row = abuf + nim2col++ * g->a_stride;
+            im2col_row(c, g, in, &v, row);
+            for (size_t e = 0; e < g->ks; e++)
+                slot[e * mr] = row + e * g->kc;   /* ks > 1 only for uint8 codes */
+        }
     }
 }
 
@@ -234,20 +293,25 @@ typedef struct qconv_plan {
     size_t mb, mblocks, nb, nblocks;
 } qconv_plan;
 
-/* Channels are split only when there are too few row blocks to feed every thread (small batch,
- * late layers, fc); each chunk of a row block then builds its own copy of the A block. */
+/* With several threads, rows are first cut into smaller blocks to get QCONV_ITEMS_PER_THREAD
+ * items each; channels are split only when blocks would get smaller than QCONV_MIN_BLOCK_ROWS
+ * (small batch, late layers, fc), and the chunks of a block then share its A (see below). */
 static qconv_plan plan(const qconv_priv *pv, size_t M, size_t a_stride)
 {
     qconv_plan p;
     size_t mr = (size_t)pv->kern->mr, npanels = pv->n16 / QE_QGEMM_NR;
+    size_t threads = (size_t)omp_get_max_threads();
+    size_t want = threads > 1 ? threads * QCONV_ITEMS_PER_THREAD : 1;
     p.mb = QCONV_ABLOCK_BYTES / a_stride / mr * mr;
+    size_t even = round_up((M + want - 1) / want, mr), floor = round_up(QCONV_MIN_BLOCK_ROWS, mr);
+    if (even < p.mb)
+        p.mb = even > floor ? even : (floor < p.mb ? floor : p.mb);
     if (p.mb < mr)
         p.mb = mr;
     if (p.mb > round_up(M, mr))
         p.mb = round_up(M, mr);
     p.mblocks = (M + p.mb - 1) / p.mb;
-    size_t threads = (size_t)omp_get_max_threads();
-    size_t want = threads > 1 ? threads * QCONV_ITEMS_PER_THREAD : 1;
+    p.mb = round_up((M + p.mblocks - 1) / p.mblocks, mr);   /* even blocks, no tiny last one */
     size_t nsplit = p.mblocks >= want ? 1 : (want + p.mblocks - 1) / p.mblocks;
     if (nsplit > npanels)
         nsplit = npanels;
@@ -279,37 +343,62 @@ void qe_qconv_forward(const qe_qconv *c, const uint8_t *in, int n, int h, int w,
     qe_qgemm_out o = {acc0, scale, bias, rq->relu, rq->out.min_f, rq->out.max_f, rq->out.delta_f,
                       rq->out.offset_f};
 
-    qconv_geom g = {h, w, oh, ow, zx, kern->kr == 2, 0};
-    /* A 1x1 stride-1 convolution's A is the input itself when its rows need no widening or
-     * K padding. */
-    int direct = c->kh == 1 && c->kw == 1 && c->stride == 1 && c->pad == 0 && !g.a16 &&
-                 pv->kp == pv->kdim;
-    g.a_stride = direct ? (size_t)c->cin : pv->kp * elem_bytes(kern);
+    qconv_geom g = {h, w, oh, ow, zx, kern->kr == 2, pv->kp * elem_bytes(kern), 0, 1, pv->kp};
+    size_t run = (size_t)c->kw * (size_t)c->cin, mr = (size_t)kern->mr;
+    /* uint16 codes would need a widened copy of the input: reading that in place measured
+     * slower than im2col rows (3x3, 64 channels, Sapphire Rapids) */
+    if (!g.a16 && run % (size_t)kern->kc_align == 0) {
+        g.inplace = 1;
+        g.ks = (size_t)c->kh;
+        g.kc = run;
+    }
+    /* Without padding every window lies inside the image: nothing to im2col. */
+    int need_abuf = !g.inplace || c->pad > 0;
 
     qconv_plan p = plan(pv, M, g.a_stride);
-    size_t mr = (size_t)kern->mr, panel_bytes = pv->kp * QE_QGEMM_NR * elem_bytes(kern);
+    size_t panel_bytes = pv->kp * QE_QGEMM_NR * elem_bytes(kern), block_bytes = p.mb * g.a_stride;
+    size_t ind_len = (p.mb + mr - 1) / mr * mr * g.ks;
+    /* Channel chunks of a row block share its indirection and im2col rows, built once by all
+     * threads before any GEMM rather than once per chunk. Chunks only exist when M is small,
+     * and so are these. Plain malloc: the heap keeps the pages of a buffer this size from one
+     * call to the next, where qe_malloc_aligned() maps (and faults in) large ones afresh. */
+    int shared = p.nblocks > 1;
+    const void **sind = shared ? qe_malloc(p.mblocks * ind_len * sizeof *sind) : NULL;
+    uint8_t *sabuf = shared && need_abuf ? qe_malloc(p.mblocks * block_bytes) : NULL;
+    if (sabuf)
+        apad_zero(c, &g, sabuf, p.mblocks * p.mb);
 #pragma omp parallel
     {
-        uint8_t *abuf = direct ? NULL : qe_malloc_aligned(p.mb * g.a_stride);
+        const void **ind = shared ? NULL : qe_malloc(ind_len * sizeof *ind);
+        uint8_t *abuf = !shared && need_abuf ? qe_malloc_aligned(block_bytes) : NULL;
+        if (abuf)
+            apad_zero(c, &g, abuf, p.mb);
+        if (shared) {
+#pragma omp for schedule(dynamic, 1)
+            for (size_t b = 0; b < p.mblocks; b++) {
+                size_t m0 = b * p.mb, rows = M - m0 < p.mb ? M - m0 : p.mb;
+                block_ind(c, &g, in, m0, rows, sabuf ? sabuf + b * block_bytes : NULL,
+                          sind + b * ind_len);
+            }
+        }
 #pragma omp for schedule(dynamic, 1)
         for (size_t it = 0; it < p.mblocks * p.nblocks; it++) {
-            size_t m0 = it / p.nblocks * p.mb, rows = M - m0 < p.mb ? M - m0 : p.mb;
+            size_t b = it / p.nblocks, m0 = b * p.mb, rows = M - m0 < p.mb ? M - m0 : p.mb;
             size_t nbeg = it % p.nblocks * p.nb, nend = nbeg + p.nb < cout ? nbeg + p.nb : cout;
-            const uint8_t *a = in + m0 * (size_t)c->cin;
-            if (!direct) {
-                im2col(c, &g, in, m0, rows, abuf);
-                a = abuf;
-            }
+            const void *const *bind = shared ? sind + b * ind_len : ind;
+            if (!shared)
+                block_ind(c, &g, in, m0, rows, abuf, ind);
             for (size_t n0 = nbeg; n0 < nend; n0 += QE_QGEMM_NR) {
                 const uint8_t *wp = (const uint8_t *)c->wpack + n0 / QE_QGEMM_NR * panel_bytes;
                 size_t nc = nend - n0 < QE_QGEMM_NR ? nend - n0 : QE_QGEMM_NR;
-                for (size_t r0 = 0; r0 < rows; r0 += mr)
-                    kern->gemm(rows - r0 < mr ? rows - r0 : mr, nc, pv->kp, a + r0 * g.a_stride,
-                               g.a_stride, wp, out + (m0 + r0) * cout + n0, cout, &o, n0);
+                kern->gemm(rows, nc, g.ks, g.kc, bind, wp, out + m0 * cout + n0, cout, &o, n0);
             }
         }
+        free(ind);
         qe_free_aligned(abuf);
     }
+    free(sind);
+    free(sabuf);
     free(acc0);
     free(scale);
     free(bias);

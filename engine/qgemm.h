@@ -1,21 +1,25 @@
 /*
  * qgemm.h - the integer GEMM micro-kernels behind qconv.c (internal to the engine).
  *
- * A micro-kernel computes an mr x nc tile (nc <= QE_QGEMM_NR) of
+ * A micro-kernel computes an m x nc block (nc <= QE_QGEMM_NR) of
  *
- *   acc[m][c] = acc0[c] + sum_k A[m][k] * B[k][c]            exact, modulo 2^32
+ *   acc[i][c] = acc0[c] + sum_k A[i][k] * B[k][c]            exact, modulo 2^32
  *
- * where A holds the uint8 activation codes (padding already filled with z_x), B the weight
- * codes packed by qconv.c and acc0[c] = -z_x * wsum[c], then runs the §9.2 epilogue on each
- * element and stores uint8 codes. acc equals the true accumulator of §9.2 modulo 2^32, and §9.2
- * guarantees that the true one fits in int32, so wrapping int32 arithmetic gives it exactly.
+ * in tiles of its mr rows, where A holds the uint8 activation codes (padding already filled
+ * with z_x), B the weight codes packed by qconv.c and acc0[c] = -z_x * wsum[c], then runs the
+ * §9.2 epilogue on each element and stores uint8 codes. acc equals the true accumulator of §9.2
+ * modulo 2^32, and §9.2 guarantees that the true one fits in int32, so wrapping int32
+ * arithmetic gives it exactly.
  *
- * Two packings, chosen per layer from the weight codes at init:
+ * Two packings, chosen per layer from the weight codes at init (qconv.c):
  *   c2 ("qu8s8"): B as int16 pairs [K/2][16][2], A as zero-extended uint16 codes. vpmaddwd sums
  *                 two products of at most 255 * 255 each in int32: exact for any 8-bit code.
- *   c4 ("qu8s4"): B as int8 quads [K/4][16][4], A as uint8 codes, for |k| <= QE_QGEMM_S4_MAX.
- *                 vpmaddubsw's int16 pair sums, and int16 sums of four of them (8 products of at
- *                 most 255 * 16), stay within 32767, so its saturation can never trigger.
+ *   c4 ("qu8s4"): B as int8 quads [K/4][16][4], A as uint8 codes. vpmaddubsw forms int16 sums of
+ *                 two products of at most 255 * |k|, and the kernels add d of those in int16
+ *                 before widening: 2 * d * 255 * |k| <= 32767 keeps every int16 sum exact, so
+ *                 vpmaddubsw's saturation never triggers and vpaddw never wraps. d = 8 for
+ *                 |k| <= 8 (signed 4-bit codes, -8..7, §1.6), d = 4 for |k| <= 16 (unsigned
+ *                 4-bit codes, 0..15).
  */
 #ifndef QE_QGEMM_H
 #define QE_QGEMM_H
@@ -24,8 +28,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QE_QGEMM_NR 16      /* output channels per packed panel and per micro-kernel call */
-#define QE_QGEMM_S4_MAX 16  /* largest |k| the c4 packing accepts: 8 * 255 * 16 <= 32767 */
+#define QE_QGEMM_NR 16         /* output channels per packed panel and per micro-kernel call */
+#define QE_QGEMM_SUM8_KMAX 8   /* largest |k| for int16 sums of 8 vpmaddubsw (16 * 255 * 8) */
+#define QE_QGEMM_SUM4_KMAX 16  /* the same for sums of 4 (8 * 255 * 16 <= 32767) */
 
 /* The §9.2 epilogue of one forward call. The per-channel arrays are indexed by absolute output
  * channel and padded with zeros to a multiple of QE_QGEMM_NR. */
@@ -38,33 +43,40 @@ typedef struct qe_qgemm_out {
 } qe_qgemm_out;
 
 /*
- * a: row 0 of A, rows a_stride bytes apart; w: the packed panel of columns n0 .. n0+15; c: the
- * output row 0 at column n0, rows c_stride bytes apart; kc: K rounded up to the packing's
- * granule; 1 <= mr <= the kernel's mr. Rows beyond mr and columns beyond nc are neither read
- * nor written.
+ * Indirect A (as XNNPACK's IGEMM): row i (0 <= i < m) is ks segments of kc elements (uint16
+ * codes for c2, uint8 for c4), segment e of row i at ind[(i / mr * ks + e) * mr + i % mr] with
+ * the kernel's mr; slots of rows beyond m in the last tile are not read. A segment is a whole
+ * im2col row (ks = 1) or one kernel row of the window read in place from the NHWC input
+ * (qconv.c). ks * kc is K rounded up to the kernel's kc_align, kc a multiple of it; the padding
+ * meets zero weights. w: the packed panel of columns n0 .. n0+15; c: the output row 0 at column
+ * n0, rows c_stride bytes apart. Rows beyond m and columns beyond nc are not written.
  */
-typedef void (*qe_qgemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, const void *a,
-                                    size_t a_stride, const void *w, uint8_t *c, size_t c_stride,
-                                    const qe_qgemm_out *o, size_t n0);
+typedef void (*qe_qgemm_ukernel_fn)(size_t m, size_t nc, size_t ks, size_t kc,
+                                    const void *const *ind, const void *w, uint8_t *c,
+                                    size_t c_stride, const qe_qgemm_out *o, size_t n0);
 
 typedef struct qe_qgemm_kernel {
     qe_qgemm_ukernel_fn gemm;
-    int mr;                /* rows per call */
+    int mr;                /* rows per tile */
     int kr;                /* K granule of the packing: 2 (c2) or 4 (c4) */
+    int kc_align;          /* kc must be a multiple of this (a multiple of kr) */
 } qe_qgemm_kernel;
 
-void qe_qu8s8_gemm_ukernel_4x16c2__scalar(size_t mr, size_t nc, size_t kc, const void *a,
-                                          size_t a_stride, const void *w, uint8_t *c,
+void qe_qu8s8_gemm_ukernel_4x16c2__scalar(size_t m, size_t nc, size_t ks, size_t kc,
+                                          const void *const *ind, const void *w, uint8_t *c,
                                           size_t c_stride, const qe_qgemm_out *o, size_t n0);
-void qe_qu8s4_gemm_ukernel_4x16c4__scalar(size_t mr, size_t nc, size_t kc, const void *a,
-                                          size_t a_stride, const void *w, uint8_t *c,
+void qe_qu8s4_gemm_ukernel_4x16c4__scalar(size_t m, size_t nc, size_t ks, size_t kc,
+                                          const void *const *ind, const void *w, uint8_t *c,
                                           size_t c_stride, const qe_qgemm_out *o, size_t n0);
-void qe_qu8s8_gemm_ukernel_6x16c2__avx2_madd16(size_t mr, size_t nc, size_t kc, const void *a,
-                                               size_t a_stride, const void *w, uint8_t *c,
+void qe_qu8s8_gemm_ukernel_6x16c2__avx2_madd16(size_t m, size_t nc, size_t ks, size_t kc,
+                                               const void *const *ind, const void *w, uint8_t *c,
                                                size_t c_stride, const qe_qgemm_out *o, size_t n0);
-void qe_qu8s4_gemm_ukernel_8x16c4__avx2_maddubs(size_t mr, size_t nc, size_t kc, const void *a,
-                                                size_t a_stride, const void *w, uint8_t *c,
-                                                size_t c_stride, const qe_qgemm_out *o, size_t n0);
+void qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum8(size_t m, size_t nc, size_t ks, size_t kc,
+                                             const void *const *ind, const void *w, uint8_t *c,
+                                             size_t c_stride, const qe_qgemm_out *o, size_t n0);
+void qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum4(size_t m, size_t nc, size_t ks, size_t kc,
+                                             const void *const *ind, const void *w, uint8_t *c,
+                                             size_t c_stride, const qe_qgemm_out *o, size_t n0);
 
 /*
  * The scalar epilogue, the definition every vector epilogue reproduces bit for bit: §9.2's two

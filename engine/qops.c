@@ -1,8 +1,15 @@
+/*
+ * qops.c - the element-wise operations of the integer network (qops.h, spec quantsim.md §9):
+ * threading, the portable row code, and the AVX2 row kernels of qops__avx2.c where the scalar
+ * code is slow (the true division and roundf of §1.5 per element).
+ */
 #include "qops.h"
 
 #include <string.h>
 
+#include "cpu.h"
 #include "image.h"
+#include "qops_ukernel.h"
 
 /* §9.3: lut[a][b] = Q(max(D_A(a) + D_B(b), 0); relu), the f32 sum of the two dequantized operands. */
 void qe_qops_add_table(const qe_qparams *qa, const qe_qparams *qb, const qe_qparams *qo, uint8_t *lut)
@@ -16,56 +23,114 @@ void qe_qops_add_table(const qe_qparams *qa, const qe_qparams *qb, const qe_qpar
     }
 }
 
+void qe_qops_quantize_chw3__scalar(const qe_qparams *qp, const float *x, size_t hw, size_t p0,
+                                   size_t p1, uint8_t *out)
+{
+    for (size_t p = p0; p < p1; p++)
+        for (size_t c = 0; c < 3; c++)
+            out[p * 3 + c] = (uint8_t)qe_quantize(x[c * hw + p], qp);
+}
+
+/* Pixels per work item of the input quantization: 49 items per 224 x 224 image, enough to keep
+ * two threads busy at batch 1. */
+#define QUANTIZE_CHUNK 1024
+
 /* §9.6: the model input, NCHW floats -> NHWC codes. */
 void qe_qops_quantize_input(const qe_qparams *qp, const float *x, int n, uint8_t *out)
 {
-    const int hw = QE_CROP * QE_CROP;
+    const size_t hw = QE_CROP * QE_CROP, chunks = (hw + QUANTIZE_CHUNK - 1) / QUANTIZE_CHUNK;
+    const int avx2 = qe_cpu_get()->avx2;
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++)
-        for (int c = 0; c < 3; c++)
-            for (int p = 0; p < hw; p++)
-                out[((size_t)i * hw + p) * 3 + c] = (uint8_t)qe_quantize(x[((size_t)i * 3 + c) * hw + p], qp);
+    for (size_t it = 0; it < (size_t)(n > 0 ? n : 0) * chunks; it++) {
+        size_t i = it / chunks, p0 = it % chunks * QUANTIZE_CHUNK;
+        size_t p1 = p0 + QUANTIZE_CHUNK < hw ? p0 + QUANTIZE_CHUNK : hw;
+        const float *xi = x + i * 3 * hw;
+        uint8_t *oi = out + i * 3 * hw;
+        if (avx2)
+            qe_qops_quantize_chw3__avx2(qp, xi, hw, p0, p1, oi);
+        else
+            qe_qops_quantize_chw3__scalar(qp, xi, hw, p0, p1, oi);
+    }
 }
 
-/* §9.4 on codes: max over the valid window, then the maxpool requantisation table. */
+/* m = max(m, s) over 16 codes: a fixed-length loop, which GCC's -O2 vectorizer turns into one
+ * byte-wise vector maximum. */
+static inline void max16(uint8_t *restrict m, const uint8_t *restrict s)
+{
+    for (int t = 0; t < 16; t++)
+        m[t] = s[t] > m[t] ? s[t] : m[t];
+}
+
+/* Output row y of one h x h x c image. */
+static void maxpool_row(const uint8_t *in, int h, int c, int y, const uint8_t lut[256],
+                        uint8_t *out)
+{
+    int oh = (h + 2 - 3) / 2 + 1;
+    int sy0 = 2 * y - 1 < 0 ? 0 : 2 * y - 1, sy1 = 2 * y + 2 < h ? 2 * y + 2 : h;
+    for (int x = 0; x < oh; x++) {
+        int sx0 = 2 * x - 1 < 0 ? 0 : 2 * x - 1, sx1 = 2 * x + 2 < h ? 2 * x + 2 : h;
+        uint8_t *o = out + (size_t)x * (size_t)c;
+        for (int k = 0; k < c; k += 16) {
+            int kn = c - k < 16 ? c - k : 16;
+            uint8_t m[16] = {0};
+            for (int sy = sy0; sy < sy1; sy++) {
+                for (int sx = sx0; sx < sx1; sx++) {
+                    const uint8_t *s = in + ((size_t)sy * (size_t)h + (size_t)sx) * (size_t)c +
+                                       (size_t)k;
+                    if (kn == 16) {
+                        max16(m, s);
+                    } else {
+                        for (int t = 0; t < kn; t++)
+                            m[t] = s[t] > m[t] ? s[t] : m[t];
+                    }
+                }
+            }
+            for (int t = 0; t < kn; t++)
+                o[k + t] = lut[m[t]];
+        }
+    }
+}
+
+/* §9.4 on codes: the max over the valid window (padding never wins; the codes share one
+ * encoding and D is monotone), then the maxpool requantisation table. */
 void qe_qops_maxpool_3x3s2(const uint8_t *in, int n, int h, int c, const uint8_t lut[256], uint8_t *out)
 {
     int oh = (h + 2 - 3) / 2 + 1;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int i = 0; i < n; i++)
-        for (int y = 0; y < oh; y++)
-            for (int x = 0; x < oh; x++) {
-                uint8_t m[512];
-                memset(m, 0, (size_t)c);
-                for (int dy = -1; dy <= 1; dy++) {
-                    int sy = 2 * y + dy;
-                    if (sy < 0 || sy >= h)
-                        continue;
-                    for (int dx = -1; dx <= 1; dx++) {
-                        int sx = 2 * x + dx;
-                        if (sx < 0 || sx >= h)
-                            continue;
-                        const uint8_t *s = in + (((size_t)i * h + sy) * h + sx) * c;
-                        for (int k = 0; k < c; k++)
-                            m[k] = s[k] > m[k] ? s[k] : m[k];
-                    }
-                }
-                uint8_t *o = out + (((size_t)i * oh + y) * oh + x) * c;
-                for (int k = 0; k < c; k++)
-                    o[k] = lut[m[k]];
-            }
+    if (n <= 0 || h <= 0 || c <= 0)
+        return;
+    size_t img_in = (size_t)h * (size_t)h * (size_t)c;
+    size_t img_out = (size_t)oh * (size_t)oh * (size_t)c;
+#pragma omp parallel for schedule(static)
+    for (long it = 0; it < (long)n * oh; it++) {
+        long i = it / oh;
+        int y = (int)(it % oh);
+        maxpool_row(in + (size_t)i * img_in, h, c, y, lut,
+                    out + (size_t)i * img_out + (size_t)y * (size_t)oh * (size_t)c);
+    }
 }
 
+/* Four independent table reads per step: the loop is bound by loads, and the stores in place
+ * would otherwise keep the compiler from overlapping them (a may alias lut). */
 void qe_qops_add(uint8_t *a, const uint8_t *b, const uint8_t *lut, size_t count)
 {
 #pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < count; i++)
+    for (size_t i = 0; i < count / 4; i++) {
+        uint8_t *p = a + 4 * i;
+        const uint8_t *q = b + 4 * i;
+        uint8_t r0 = lut[(size_t)p[0] * 256 + q[0]], r1 = lut[(size_t)p[1] * 256 + q[1]];
+        uint8_t r2 = lut[(size_t)p[2] * 256 + q[2]], r3 = lut[(size_t)p[3] * 256 + q[3]];
+        p[0] = r0;
+        p[1] = r1;
+        p[2] = r2;
+        p[3] = r3;
+    }
+    for (size_t i = count / 4 * 4; i < count; i++)
         a[i] = lut[(size_t)a[i] * 256 + b[i]];
 }
 
 /* §9.5: S = sum of codes over the 49 positions, a = (float)((delta * (S - n*z)) / n). */
 void qe_qops_avgpool(const uint8_t *in, int n, int hw, int c, const qe_qparams *qi, const qe_qparams *qo,
-                          uint8_t *out)
+                     uint8_t *out)
 {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++)
@@ -77,4 +142,3 @@ void qe_qops_avgpool(const uint8_t *in, int n, int hw, int c, const qe_qparams *
             out[(size_t)i * c + k] = (uint8_t)qe_quantize(a, qo);
         }
 }
-

@@ -1,11 +1,13 @@
 /*
  * test_qconv.c - the exact integer convolution (qconv.h) against a plain scalar implementation
  * of spec quantsim.md §9.2 written here (int64 accumulator over the valid window, qe_quantize),
- * and the AVX2 kernels against the portable ones byte for byte.
+ * and the AVX2 kernels against the portable ones byte for byte; likewise every element-wise
+ * operation of qops.h (§9.3-§9.6) against a reference written here, on both paths.
  *
  * Shapes are chosen for their tails: channel counts that are not multiples of the 16-channel
  * panels or of the K granules, row counts that are not multiples of the micro-kernel rows,
- * 1x1/3x3/7x7 kernels, strides 1/2, pads 0/1/3 (including windows entirely in the padding).
+ * 1x1/3x3/7x7 kernels, strides 1/2, pads 0/1/3 (including windows entirely in the padding),
+ * with rows read in place from the input, through im2col, and both mixed in one tile.
  * Weights include codes at the extremes of their range everywhere (-128/127, -8/7), where a
  * kernel relying on vpmaddubsw's saturating sums would fail; encodings include min < 0 and
  * min = 0 and power-of-two scales that put many values exactly on the .5 ties of §1.5.
@@ -21,6 +23,8 @@
 #include "cpu.h"
 #include "qconv.h"
 #include "qdq.h"
+#include "qops.h"
+#include "qops_ukernel.h"
 #include "qtest.h"
 
 #define GUARD 64           /* canary bytes after the output */
@@ -43,6 +47,11 @@ static const shape shapes[] = {
     {512, 40, 1, 1, 0, 5, 1, 1},    /* fc-like, M = 5 */
     {2048, 37, 1, 1, 0, 3, 1, 1},   /* fc of ResNet50, K = 2048 */
     {64, 64, 3, 1, 1, 2, 14, 14},   /* M = 392: many row blocks */
+    /* kw * cin a multiple of 32: windows inside the image are read in place, kernel row by
+     * kernel row, the others through im2col rows, within the same tiles */
+    {32, 20, 3, 2, 1, 2, 9, 7},     /* stride 2, odd sizes */
+    {64, 24, 3, 1, 3, 1, 4, 5},     /* pad 3: most windows in the padding, a few inside */
+    {96, 40, 1, 2, 0, 2, 9, 9},     /* downsample read in place */
 };
 
 enum wmode { W_RANDOM8, W_EXTREME8, W_RANDOM4, W_EXTREME4, W_UNSIGNED4, W_NMODES };
@@ -249,13 +258,14 @@ static void test_random_layers(void)
 }
 
 /* All input codes 255 (or 0 with z_x = 255) against one weight code everywhere: with -128,
- * every vpmaddubsw pair of 8-bit codes would saturate (2 * 255 * 128 > 32767); -8 and 15 give
- * the largest int16 partial sums the c4 kernels form (8 * 255 * 15 = 30600). */
+ * every vpmaddubsw pair of 8-bit codes would saturate (2 * 255 * 128 > 32767); -8 and 8 give
+ * the largest int16 sums the depth-8 kernel forms (16 * 255 * 8 = 32640), 15, 16 and -16 those
+ * of the depth-4 kernel (8 * 255 * 16 = 32640), and 17 must go to the 16-bit kernel. */
 static void test_saturation_trap(void)
 {
     static const shape s = {64, 32, 3, 1, 1, 2, 6, 6};
-    static const int8_t codes[3] = {-128, -8, 15};
-    for (int v = 0; v < 6; v++) {
+    static const int8_t codes[] = {-128, -8, 8, 15, 16, -16, 17};
+    for (int v = 0; v < 2 * (int)sizeof codes; v++) {
         layer L;
         layer_alloc(&L, &s);
         L.zx = v & 1 ? 0 : 255;
@@ -264,7 +274,10 @@ static void test_saturation_trap(void)
         memset(L.in, v & 1 ? 255 : 0, (size_t)s.n * s.h * s.w * s.cin);
         memset(L.k, codes[v / 2], L.K * s.cout);
         set_scales(&L);
-        check_layer(&L, v < 2 ? 8 : 4, v & 1 ? "all 255, zx 0" : "all 0, zx 255");
+        char what[64];
+        snprintf(what, sizeof what, "saturation trap k=%d, %s", codes[v / 2],
+                 v & 1 ? "all 255, zx 0" : "all 0, zx 255");
+        check_layer(&L, abs(codes[v / 2]) > 8 ? 8 : 4, what);
         layer_free(&L);
     }
 }
@@ -336,6 +349,61 @@ static void test_nonfinite(void)
     }
 }
 
+/* Values of v = y / delta_f - offset_f next to the rounding boundaries of §1.5: ties, the
+ * floats just below them (0.5 - 2^-25 is where trunc(v + 0.5) would go wrong), the ends of
+ * 0..255 and beyond. */
+static const float edge_values[] = {
+    0.0f, -0.0f, 0.49999997f, 0.5f, 0.50000006f, 0.99999994f, 1.0f, 1.4999999f, 1.5f,
+    2.4999998f, 2.5f, 3.5f, 127.5f, 128.5f, 253.49998f, 253.5f, 254.49998f, 254.5f,
+    254.50002f, 255.0f, 255.49998f, 255.5f, 256.0f, 300.5f, -0.49999997f, -0.5f, -0.50000006f,
+    -1.5f, -2.5f, 0.25f, 0.2499999f, 1e-30f, -1e-30f, 8388607.5f, 16777216.0f, 1e30f, -1e30f,
+};
+#define N_EDGES (sizeof edge_values / sizeof edge_values[0])
+
+/* The epilogue on exact boundary values: scale 0 makes y the bias itself, and the output step
+ * 1 (or 0.5 with an offset) makes v that value (or a shifted one). */
+static void test_rounding_edges(void)
+{
+    static const shape s = {4, (int)N_EDGES, 1, 1, 0, 2, 2, 3};
+    const qe_qparams outs[] = {{-1e6f, 1e6f, 1.0f, 0.0f, 0, 255},
+                               {-1e6f, 1e6f, 0.5f, -3.0f, 3, 255},
+                               {-1e6f, 1e6f, 2.0f, 7.0f, -7, 255}};
+    for (int v = 0; v < 12; v++) {
+        layer L;
+        layer_alloc(&L, &s);
+        L.zx = 9;
+        L.rq.relu = v & 1;
+        L.rq.out = outs[v / 2 % 3];
+        for (size_t i = 0; i < L.K * s.cout; i++)
+            L.k[i] = weight_code(v < 6 ? W_RANDOM8 : W_RANDOM4);
+        for (size_t i = 0; i < (size_t)s.n * s.h * s.w * s.cin; i++)
+            L.in[i] = (uint8_t)rnd();
+        for (int co = 0; co < s.cout; co++) {
+            L.scale[co] = 0.0;
+            /* y / delta - offset = edge value, up to the f32 rounding of the product */
+            L.bias[co] = (double)edge_values[co] * (double)L.rq.out.delta_f +
+                         (double)L.rq.out.offset_f * (double)L.rq.out.delta_f;
+        }
+        uint8_t *port = run(&L, 1, v < 6 ? 8 : 4);
+        long bad = 0;
+        for (size_t m = 0; m < L.M; m++)
+            for (int co = 0; co < s.cout; co++) {
+                float yf = ref_yf(&L, 0, co);
+                float x = fmaxf(fminf(yf, L.rq.out.max_f), L.rq.out.min_f);
+                x = fminf(fmaxf(x / L.rq.out.delta_f - L.rq.out.offset_f, 0.0f), 255.0f);
+                bad += port[m * s.cout + co] != (uint8_t)roundf(x);
+            }
+        CHECKF(bad == 0, "rounding edges %d: %ld portable codes differ from roundf", v, bad);
+        if (qe_cpu_get()->avx2) {
+            uint8_t *fast = run(&L, 0, v < 6 ? 8 : 4);
+            CHECKF(memcmp(port, fast, L.M * s.cout) == 0, "rounding edges %d: paths differ", v);
+            free(fast);
+        }
+        free(port);
+        layer_free(&L);
+    }
+}
+
 /* Output size zero (kernel larger than the padded image): nothing is written. */
 static void test_empty_output(void)
 {
@@ -354,17 +422,209 @@ static void test_empty_output(void)
     CHECK(untouched);
 }
 
+/* ---- qops.h ---------------------------------------------------------------------------- */
+
+/* A float that lands exactly on a .5 tie of qp's quantize step one time in four, far outside
+ * [min_f, max_f] one time in eight, else anywhere in the range. */
+static float qops_input(const qe_qparams *qp)
+{
+    uint32_t r = rnd();
+    float span = qp->max_f - qp->min_f;
+    switch (r & 7) {
+    case 0: case 1:
+        return qp->delta_f * ((float)rnd_range(-3, 258) + qp->offset_f + 0.5f);
+    case 2:
+        return (r & 8 ? 1.0f : -1.0f) * span * (float)rnd_range(2, 1000);
+    default:
+        return qp->min_f + span * (float)(rnd() % 100001) / 100000.0f;
+    }
+}
+
+/* §9.6 rows: the AVX2 kernel against the portable one over ranges with odd starts and tails,
+ * including encodings whose steps leave [0, 255] (the (uint8_t) conversion wraps alike). */
+static void test_quantize_rows(void)
+{
+    const qe_qparams qps[] = {qparams(-2.1179, 2.64), qparams(0.0, 6.02), qparams(-32.0, 31.75),
+                              {-10.0f, 10.0f, 0.01f, 0.0f, 0, 255},
+                              {-1e6f, 1e6f, 1.0f, 0.0f, 0, 255}};
+    float x[3 * 203];
+    uint8_t port[3 * 203], fast[3 * 203];
+    if (!qe_cpu_get()->avx2)
+        return;
+    for (size_t qi = 0; qi < sizeof qps / sizeof qps[0]; qi++) {
+        for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+            x[i] = qps[qi].delta_f == 1.0f ? edge_values[i % N_EDGES] : qops_input(&qps[qi]);
+        for (size_t p0 = 0; p0 < 11; p0 += 3) {
+            for (size_t p1 = p0; p1 <= 203; p1 += p1 < 40 ? 1 : 37) {
+                memset(port, 0x5A, sizeof port);
+                memset(fast, 0x5A, sizeof fast);
+                qe_qops_quantize_chw3__scalar(&qps[qi], x, 203, p0, p1, port);
+                qe_qops_quantize_chw3__avx2(&qps[qi], x, 203, p0, p1, fast);
+                CHECKF(memcmp(port, fast, sizeof port) == 0, "quantize rows qp %zu [%zu, %zu)", qi,
+                       p0, p1);
+            }
+        }
+    }
+}
+
+/* Runs f on both paths (portable first) and compares each with want. */
+#define BOTH_PATHS(what, n, want, out, call)                                                  \
+    do {                                                                                     \
+        for (int port_ = 1; port_ >= 0; port_--) {                                           \
+            if (!port_ && !qe_cpu_get()->avx2)                                               \
+                break;                                                                       \
+            qe_cpu_force_portable(port_);                                                    \
+            call;                                                                            \
+            qe_cpu_force_portable(0);                                                        \
+            CHECKF(memcmp(out, want, n) == 0, "%s (portable=%d)", what, port_);              \
+        }                                                                                    \
+    } while (0)
+
+static void test_quantize_input(void)
+{
+    const int hw = 224 * 224, n = 2;
+    const qe_qparams qp = qparams(-2.1179, 2.64);
+    float *x = malloc((size_t)n * 3 * hw * sizeof *x);
+    uint8_t *want = malloc((size_t)n * 3 * hw), *out = malloc((size_t)n * 3 * hw);
+    for (size_t i = 0; i < (size_t)n * 3 * hw; i++)
+        x[i] = qops_input(&qp);
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < hw; p++)
+            for (int c = 0; c < 3; c++)
+                want[((size_t)i * hw + p) * 3 + c] =
+                    (uint8_t)qe_quantize(x[((size_t)i * 3 + c) * hw + p], &qp);
+    BOTH_PATHS("quantize_input", (size_t)n * 3 * hw, want, out,
+               qe_qops_quantize_input(&qp, x, n, out));
+    free(x);
+    free(want);
+    free(out);
+}
+
+/* §9.4 over odd sizes: the max over the valid part of each 3x3 stride-2 window, then lut. */
+static void test_maxpool(void)
+{
+    static const int hs[] = {1, 2, 3, 6, 7, 112}, cs[] = {1, 5, 16, 17, 64};
+    uint8_t lut[256];
+    for (int i = 0; i < 256; i++)
+        lut[i] = (uint8_t)rnd();
+    for (size_t hi = 0; hi < sizeof hs / sizeof hs[0]; hi++) {
+        for (size_t ci = 0; ci < sizeof cs / sizeof cs[0]; ci++) {
+            int h = hs[hi], c = cs[ci], n = 1 + (int)(ci & 1), oh = (h + 2 - 3) / 2 + 1;
+            if (h == 112 && c != 64)
+                continue;
+            size_t nin = (size_t)n * h * h * c, nout = (size_t)n * oh * oh * c;
+            uint8_t *in = malloc(nin), *want = malloc(nout), *out = malloc(nout);
+            for (size_t i = 0; i < nin; i++)
+                in[i] = (uint8_t)rnd();
+            for (int i = 0; i < n; i++)
+                for (int y = 0; y < oh; y++)
+                    for (int x = 0; x < oh; x++)
+                        for (int k = 0; k < c; k++) {
+                            int m = -1;
+                            for (int sy = 2 * y - 1; sy <= 2 * y + 1; sy++)
+                                for (int sx = 2 * x - 1; sx <= 2 * x + 1; sx++)
+                                    if (sy >= 0 && sy < h && sx >= 0 && sx < h) {
+                                        int v = in[(((size_t)i * h + sy) * h + sx) * c + k];
+                                        m = v > m ? v : m;
+                                    }
+                            want[(((size_t)i * oh + y) * oh + x) * c + k] = lut[m];
+                        }
+            char what[64];
+            snprintf(what, sizeof what, "maxpool h=%d c=%d n=%d", h, c, n);
+            BOTH_PATHS(what, nout, want, out, qe_qops_maxpool_3x3s2(in, n, h, c, lut, out));
+            free(in);
+            free(want);
+            free(out);
+        }
+    }
+}
+
+/* §9.3: the table against its formula, and the table lookup over odd lengths. */
+static void test_add(void)
+{
+    const qe_qparams qa = qparams(-3.1, 4.4), qb = qparams(0.0, 2.9), qo = qparams(0.0, 5.3);
+    uint8_t *lut = malloc(65536);
+    qe_qops_add_table(&qa, &qb, &qo, lut);
+    long bad = 0;
+    for (int a = 0; a < 256; a++)
+        for (int b = 0; b < 256; b++) {
+            float s = qe_dequantize(a, &qa) + qe_dequantize(b, &qb);
+            bad += lut[a * 256 + b] != (uint8_t)qe_quantize(fmaxf(s, 0.0f), &qo);
+        }
+    CHECKF(bad == 0, "add table: %ld entries differ", bad);
+    static const size_t counts[] = {0, 1, 7, 31, 32, 33, 1000, 100003};
+    for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
+        size_t n = counts[ci];
+        uint8_t *a = malloc(n + 1), *b = malloc(n + 1), *want = malloc(n + 1), *out = malloc(n + 1);
+        for (size_t i = 0; i < n; i++) {
+            a[i] = (uint8_t)rnd();
+            b[i] = (uint8_t)rnd();
+            want[i] = lut[a[i] * 256 + b[i]];
+        }
+        char what[64];
+        snprintf(what, sizeof what, "add count=%zu", n);
+        BOTH_PATHS(what, n, want, out, (memcpy(out, a, n), qe_qops_add(out, b, lut, n)));
+        free(a);
+        free(b);
+        free(want);
+        free(out);
+    }
+    free(lut);
+}
+
+/* §9.5 over odd channel counts and spatial sizes. */
+static void test_avgpool(void)
+{
+    static const int hws[] = {1, 49, 50}, cs[] = {1, 17, 512};
+    const qe_qparams qi = qparams(0.0, 7.3), qo = qparams(0.0, 3.1);
+    for (size_t hi = 0; hi < 3; hi++) {
+        for (size_t ci = 0; ci < 3; ci++) {
+            int hw = hws[hi], c = cs[ci], n = 3;
+            uint8_t *in = malloc((size_t)n * hw * c);
+            uint8_t *want = malloc((size_t)n * c), *out = malloc((size_t)n * c);
+            for (size_t i = 0; i < (size_t)n * hw * c; i++)
+                in[i] = (uint8_t)rnd();
+            for (int i = 0; i < n; i++)
+                for (int k = 0; k < c; k++) {
+                    long s = 0;
+                    for (int p = 0; p < hw; p++)
+                        s += in[((size_t)i * hw + p) * c + k];
+                    double d = (double)qi.delta_f * (double)(s - (long)hw * qi.z);
+                    float a = (float)(d / (double)hw);
+                    want[(size_t)i * c + k] = (uint8_t)qe_quantize(a, &qo);
+                }
+            char what[64];
+            snprintf(what, sizeof what, "avgpool hw=%d c=%d", hw, c);
+            BOTH_PATHS(what, (size_t)n * c, want, out,
+                       qe_qops_avgpool(in, n, hw, c, &qi, &qo, out));
+            free(in);
+            free(want);
+            free(out);
+        }
+    }
+}
+
 int main(void)
 {
     fprintf(stderr, "isa: %s\n", qe_cpu_isa_name());
     test_empty_output();
+    test_rounding_edges();
+    test_quantize_rows();
+    test_quantize_input();
+    test_maxpool();
+    test_add();
+    test_avgpool();
     test_nonfinite();
     test_saturation_trap();
     test_ties();
     test_random_layers();
-    /* Three threads split rows and channels differently; the result must not change. */
+    /* Three threads split rows and channels differently (small layers share one im2col between
+     * channel chunks); the result must not change. */
     omp_set_num_threads(3);
     test_saturation_trap();
     test_ties();
+    test_random_layers();
+    test_maxpool();
+    test_add();
     return qtest_done("test_qconv");
 }

@@ -1,0 +1,58 @@
+/*
+ * qops__avx2.c - AVX2 row kernels of qops_ukernel.h (built with -mavx2; no FMA).
+ */
+#include "qops_ukernel.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+/*
+ * qe_quantize() on 8 floats, as int32: the clamp (vminps/vmaxps return their second operand
+ * when one is NaN, as fminf(NaN, max_f) = max_f), the true division of §1.5, and roundf as
+ * trunc(v + copysign(0.5 - 2^-25, v)): adding 0.5 itself would round 0.5 - 2^-25 up to 1, the
+ * slightly smaller constant never crosses an integer the wrong way (checked for every float of
+ * magnitude below 2^31 against roundf).
+ */
+static inline __m256i quantize8(const float *x, __m256 max_f, __m256 min_f, __m256 delta_f,
+                                __m256 offset_f)
+{
+    const __m256 half = _mm256_set1_ps(0.49999997f);
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 v = _mm256_max_ps(_mm256_min_ps(_mm256_loadu_ps(x), max_f), min_f);
+    v = _mm256_sub_ps(_mm256_div_ps(v, delta_f), offset_f);
+    __m256 h = _mm256_or_ps(half, _mm256_and_ps(v, sign));
+    return _mm256_cvttps_epi32(_mm256_add_ps(v, h));
+}
+
+void qe_qops_quantize_chw3__avx2(const qe_qparams *qp, const float *x, size_t hw, size_t p0,
+                                 size_t p1, uint8_t *out)
+{
+    const __m256 max_f = _mm256_set1_ps(qp->max_f), min_f = _mm256_set1_ps(qp->min_f);
+    const __m256 delta_f = _mm256_set1_ps(qp->delta_f), offset_f = _mm256_set1_ps(qp->offset_f);
+    /* (uint8_t) keeps the low byte: mask it, then neither pack saturates. */
+    const __m256i low = _mm256_set1_epi32(0xFF);
+    /* Per 128-bit lane the packs leave [c0 x4 | c1 x4 | c2 x4 | c2 x4] for 4 pixels; this
+     * interleaves them into 12 bytes of NHWC codes. */
+    const __m256i order = _mm256_setr_epi8(0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1, -1,
+                                           0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1, -1);
+    size_t p = p0;
+    for (; p + 8 <= p1; p += 8) {
+        __m256i q0 = _mm256_and_si256(quantize8(x + p, max_f, min_f, delta_f, offset_f), low);
+        __m256i q1 = _mm256_and_si256(quantize8(x + hw + p, max_f, min_f, delta_f, offset_f), low);
+        __m256i q2 = _mm256_and_si256(quantize8(x + 2 * hw + p, max_f, min_f, delta_f, offset_f),
+                                      low);
+        __m256i w01 = _mm256_packus_epi32(q0, q1), w22 = _mm256_packus_epi32(q2, q2);
+        __m256i b = _mm256_shuffle_epi8(_mm256_packus_epi16(w01, w22), order);
+        __m128i lo = _mm256_castsi256_si128(b), hi = _mm256_extracti128_si256(b, 1);
+        uint8_t *o = out + p * 3;
+        int32_t t;
+        _mm_storel_epi64((__m128i *)o, lo);
+        t = _mm_extract_epi32(lo, 2);
+        memcpy(o + 8, &t, 4);
+        _mm_storel_epi64((__m128i *)(o + 12), hi);
+        t = _mm_extract_epi32(hi, 2);
+        memcpy(o + 20, &t, 4);
+    }
+    if (p < p1)
+        qe_qops_quantize_chw3__scalar(qp, x, hw, p, p1, out);
+}

@@ -1,0 +1,22 @@
+/*
+ * qops_ukernel.h - the row kernels behind qops.c (internal to the engine): a portable C version,
+ * which is the reference, and an AVX2 version chosen once at run time (cpu.h), bit-identical.
+ */
+#ifndef QE_QOPS_UKERNEL_H
+#define QE_QOPS_UKERNEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "qdq.h"
+
+/*
+ * §9.6 for pixels p0 .. p1-1 of one image: x holds 3 planes of hw floats (CHW), out gets
+ * out[p * 3 + c] = (uint8_t)qe_quantize(x[c * hw + p], qp) (the NHWC codes).
+ */
+void qe_qops_quantize_chw3__scalar(const qe_qparams *qp, const float *x, size_t hw, size_t p0,
+                                   size_t p1, uint8_t *out);
+void qe_qops_quantize_chw3__avx2(const qe_qparams *qp, const float *x, size_t hw, size_t p0,
+                                 size_t p1, uint8_t *out);
+
+#endif
