@@ -217,7 +217,8 @@ int main(int argc, char **argv)
         all[i] = quantized(&p, i % 2 ? 4 : 8, 8, NULL);
         qe_resnet_params_free(&p);
         float *x = random_images(16), *l = qe_malloc(16 * 1000 * sizeof(float));
-        qe_qsim_forward(all[i], x, 16, l);      /* buffers of a batch of 16 included */
+        qe_qsim_forward(all[i], x, 16, l);
+        qe_qsim_trim(all[i]);                   /* at rest, as the daemon leaves an idle model */
         qe_free_aligned(x);
         free(l);
         bytes += qe_qsim_bytes(all[i]);

@@ -163,7 +163,10 @@ void qe_f32net_forward(qe_f32net *net, const float *x, int n, float *logits)
     /* avgpool + fc: the pooled features are a 1x1 image per sample. */
     qe_f32_avgpool(cur, n, h * h, c, t1);
     qe_conv_f32_forward(&net->fc, t1, n, 1, 1, logits, NULL, 0);
-    /* Buffers live only during a forward, so resident nets hold just their weights. */
+}
+
+void qe_f32net_trim(qe_f32net *net)
+{
     for (int i = 0; i < 4; i++) {
         qe_free_aligned(net->buf[i]);
         net->buf[i] = NULL;

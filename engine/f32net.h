@@ -17,6 +17,9 @@ qe_f32net *qe_f32net_create(const qe_resnet_params *p);
 void qe_f32net_free(qe_f32net *net);
 /* x: n normalised images, each 3x224x224 CHW (image.h layout); logits: n x 1000. */
 void qe_f32net_forward(qe_f32net *net, const float *x, int n, float *logits);
+/* Frees the activation buffers that forward keeps between calls (a resident model at rest then
+ * holds only its weights; the next forward allocates them again). */
+void qe_f32net_trim(qe_f32net *net);
 /* Bytes held by the packed weights and the scratch buffers. */
 size_t qe_f32net_bytes(const qe_f32net *net);
 

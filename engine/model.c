@@ -240,6 +240,14 @@ void qe_model_forward_f32(qe_model *m, const float *x, int n, float *logits)
     qe_f32net_forward(m->f32, x, n, logits);
 }
 
+void qe_model_trim(qe_model *m)
+{
+    if (m->f32)
+        qe_f32net_trim(m->f32);
+    if (m->qsim)
+        qe_qsim_trim(m->qsim);
+}
+
 size_t qe_model_bytes(const qe_model *m)
 {
     return (m->f32 ? qe_f32net_bytes(m->f32) : 0) + (m->qsim ? qe_qsim_bytes(m->qsim) : 0);

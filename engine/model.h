@@ -61,6 +61,9 @@ void qe_model_forward(qe_model *m, const float *x, int n, float *logits);
 /* FP32 logits; requires m->f32. */
 void qe_model_forward_f32(qe_model *m, const float *x, int n, float *logits);
 
+/* Frees the scratch buffers the networks keep between forwards (for a model going idle). */
+void qe_model_trim(qe_model *m);
+
 /* Resident bytes of the packed networks. */
 size_t qe_model_bytes(const qe_model *m);
 

@@ -494,9 +494,7 @@ static void reserve_int(qe_qsim *q, int n)
     q->icap = n;
 }
 
-/* Activation buffers live only during a forward: resident models then hold just their weights
- * (re-faulting the pages costs ~1% of a batch). */
-static void release_int(qe_qsim *q)
+void qe_qsim_trim(qe_qsim *q)
 {
     for (int i = 0; i < QE_NBUF; i++) {
         qe_free_aligned(q->ibuf[i]);
@@ -562,7 +560,6 @@ void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits)
     for (size_t i = 0; i < (size_t)n * 1000; i++)
         logits[i] = qe_dequantize(t2[i], fq);   /* §9.7 */
     q->cap_q = -1;
-    release_int(q);
 }
 
 size_t qe_qsim_bytes(const qe_qsim *q)

@@ -55,6 +55,9 @@ void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits);
  * Returns the number of codes, or -1 for an unknown name. */
 long qe_qsim_capture(qe_qsim *q, const char *quantizer, uint8_t *out, size_t cap);
 
+/* Frees the activation buffers that forward keeps between calls. */
+void qe_qsim_trim(qe_qsim *q);
+
 /* Resident bytes of the integer network (packed weights, requantisation tables). */
 size_t qe_qsim_bytes(const qe_qsim *q);
 

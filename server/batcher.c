@@ -109,6 +109,15 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&b->mu);
         run_batch(b, items, n, x, logits);
         pthread_mutex_lock(&b->mu);
+        if (!b->head) {
+            /* Going idle: give back the activation buffers (under the compute lock, which
+             * serialises every use of the model). */
+            pthread_mutex_unlock(&b->mu);
+            qe_registry_compute_begin(b->reg);
+            qe_model_trim(b->m);
+            qe_registry_compute_end(b->reg);
+            pthread_mutex_lock(&b->mu);
+        }
     }
     /* Stopping: whatever still waits is answered as dropped. */
     qe_batch_item *rest = b->head;

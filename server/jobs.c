@@ -278,6 +278,7 @@ static void run_job(runner *r, qe_store *st, const qe_store_job *job)
         qe_registry_compute_begin(j->reg);
         qe_evaluate(m, ds.items, (size_t)next, (size_t)(total - next), j->o.batch, j->o.workers,
                     j->o.max_pixels, 0, on_batch, &x, &c);
+        qe_model_trim(m);
         qe_registry_compute_end(j->reg);
     }
     if (x.outcome == RUN_COMPLETE) {
