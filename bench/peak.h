@@ -9,6 +9,11 @@
 #ifndef QE_PEAK_H
 #define QE_PEAK_H
 
+/* The shared harness: runs `loop` (a register-resident loop doing macs_per_iter multiply-adds per
+ * iteration, returning a value derived from its accumulators) on `threads` OpenMP threads for
+ * about 0.3 s in `rounds` rounds, and returns the best rate in GMAC/s. */
+double qe_peak_measure(double (*loop)(long iters), double macs_per_iter, int rounds, int threads);
+
 /* Peak f32 multiply-add rate on `threads` threads (>= 1), GMAC/s. */
 double qe_peak_f32_gmacs(int threads);
 /* Same in f64 (4-lane FMAs with AVX2). */

@@ -6,13 +6,12 @@
 #include <stdint.h>
 
 #include "cpu.h"
+#include "peak.h"
 #include "qe_util.h"
 
-#define QPEAK_SECONDS 0.3
 #define QPEAK_ROUNDS 10    /* best of: the first round also absorbs the clock ramp-up */
 #define QPEAK_STEPS 8      /* independent steps per round in every loop */
 
-typedef int (*qpeak_loop_fn)(long iters);
 
 /* One int32 multiply-add per step; unsigned so that the wrap-around is defined. */
 static int loop_scalar(long iters)
@@ -31,49 +30,21 @@ static int loop_scalar(long iters)
     return (int)(s & 0x7fffffff);
 }
 
-static double timed_run(qpeak_loop_fn loop, long iters, int threads)
-{
-    volatile int sink = 0;
-    double t0 = qe_now();
-#pragma omp parallel num_threads(threads)
-    {
-        int s = loop(iters);
-#pragma omp atomic
-        sink += s;
-    }
-    (void)sink;
-    return qe_now() - t0;
-}
-
-static double peak_gmacs(qpeak_loop_fn loop, int macs_per_step, int threads)
-{
-    if (threads < 1)
-        threads = 1;
-    long iters = 1 << 12;
-    double t;
-    while ((t = timed_run(loop, iters, threads)) < 0.01 && iters < (1L << 40))
-        iters *= 2;
-    iters = (long)(iters * (QPEAK_SECONDS / QPEAK_ROUNDS) / t) + 1;
-    double best = 0;
-    for (int r = 0; r < QPEAK_ROUNDS; r++) {
-        t = timed_run(loop, iters, threads);
-        double rate = (double)threads * iters * QPEAK_STEPS * macs_per_step / t * 1e-9;
-        if (rate > best)
-            best = rate;
-    }
-    return best;
-}
+/* The integer loops return int; the shared harness (peak.h) takes double-returning loops. */
+static double madd16_avx2(long iters) { return qe_peak_madd16_loop__avx2(iters); }
+static double maddubs_avx2(long iters) { return qe_peak_maddubs_loop__avx2(iters); }
+static double scalar(long iters) { return loop_scalar(iters); }
 
 double qe_peak_madd16_gmacs(int threads)
 {
     if (qe_cpu_get()->avx2)
-        return peak_gmacs(qe_peak_madd16_loop__avx2, 16, threads);
-    return peak_gmacs(loop_scalar, 1, threads);
+        return qe_peak_measure(madd16_avx2, QPEAK_STEPS * 16, QPEAK_ROUNDS, threads);
+    return qe_peak_measure(scalar, QPEAK_STEPS, QPEAK_ROUNDS, threads);
 }
 
 double qe_peak_maddubs_gmacs(int threads)
 {
     if (qe_cpu_get()->avx2)
-        return peak_gmacs(qe_peak_maddubs_loop__avx2, 32, threads);
-    return peak_gmacs(loop_scalar, 1, threads);
+        return qe_peak_measure(maddubs_avx2, QPEAK_STEPS * 32, QPEAK_ROUNDS, threads);
+    return qe_peak_measure(scalar, QPEAK_STEPS, QPEAK_ROUNDS, threads);
 }
