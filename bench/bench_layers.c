@@ -2,14 +2,15 @@
  * bench_layers.c - benchdnn-style timing of the float convolutions over every ResNet layer shape.
  *
  *   bench_layers [--batch N] [--threads T] [--net 18|50] [--layer SUBSTR] [--f64acc]
- *                [--check] [--min-time S]
+ *                [--residual] [--check] [--min-time S]
  *
  * Per shape: the best of repeated runs, GMAC/s, and the ratio to the machine's peak FMA rate
  * measured in the same run (peak.h, before and after the layers); then per network the total weighted by how often each
  * shape occurs (all its MACs over all its time). --f64acc times the exact calibration
  * convolution instead, against the f64 peak. --check compares every layer's output with the
  * portable path: f32 within 1e-5 * sum|x*w| (the bound computed by a convolution of |x| with
- * |w|), f64acc bit for bit.
+ * |w|), f64acc bit for bit. --residual adds a residual tensor in the epilogue of every timed
+ * run, as the last convolution of a block does.
  */
 #include <math.h>
 #include <omp.h>
@@ -47,7 +48,7 @@ static float *rnd_array(size_t n, float scale)
 static void usage(void)
 {
     fprintf(stderr, "usage: bench_layers [--batch N] [--threads T] [--net 18|50] "
-                    "[--layer SUBSTR] [--f64acc] [--check] [--min-time SECONDS]\n");
+                    "[--layer SUBSTR] [--f64acc] [--residual] [--check] [--min-time SECONDS]\n");
     exit(2);
 }
 
@@ -92,6 +93,7 @@ typedef struct layer {
     int f64acc;
     qe_conv_f32 f32;
     qe_conv_f64acc f64;
+    const float *residual;     /* --residual: added in the timed (ReLU) runs, as a block's last conv does */
 } layer;
 
 static void layer_forward(const layer *l, const float *in, int n, int h, float *out, int relu)
@@ -99,7 +101,7 @@ static void layer_forward(const layer *l, const float *in, int n, int h, float *
     if (l->f64acc)
         qe_conv_f64acc_forward(&l->f64, in, n, h, h, out);
     else
-        qe_conv_f32_forward(&l->f32, in, n, h, h, out, NULL, relu);
+        qe_conv_f32_forward(&l->f32, in, n, h, h, out, relu ? l->residual : NULL, relu);
 }
 
 /* f64acc: the number of outputs that differ from the portable path (which is exact). */
@@ -118,7 +120,7 @@ static double check_f64acc(const layer *l, const float *in, int n, int h, size_t
 }
 
 typedef struct options {
-    int batch, threads, net, check, f64acc;
+    int batch, threads, net, check, f64acc, residual;
     double min_time;
     const char *only;
 } options;
@@ -140,7 +142,8 @@ static result bench_shape(const qe_conv_shape *s, const options *o)
     float *bias = rnd_array((size_t)s->cout, 0.1f);
     float *in = rnd_array(in_len, 1.0f);
     float *out = qe_malloc_aligned(out_len * sizeof *out);
-    layer l = {.f64acc = o->f64acc};
+    float *res = o->residual && !o->f64acc ? rnd_array(out_len, 1.0f) : NULL;
+    layer l = {.f64acc = o->f64acc, .residual = res};
     if (o->f64acc)
         qe_conv_f64acc_init(&l.f64, s->cin, s->cout, s->k, s->k, s->stride, s->pad, w, bias);
     else
@@ -169,6 +172,7 @@ static result bench_shape(const qe_conv_shape *s, const options *o)
     else
         qe_conv_f32_free(&l.f32);
     qe_free_aligned(w), qe_free_aligned(bias), qe_free_aligned(in), qe_free_aligned(out);
+    qe_free_aligned(res);
     return r;
 }
 
@@ -179,13 +183,15 @@ static double peak_gmacs(const options *o)
 
 int main(int argc, char **argv)
 {
-    options o = {16, omp_get_max_threads(), 0, 0, 0, 0.3, NULL};
+    options o = {16, omp_get_max_threads(), 0, 0, 0, 0, 0.3, NULL};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--check"))
             o.check = 1;
         else if (!strcmp(a, "--f64acc"))
             o.f64acc = 1;
+        else if (!strcmp(a, "--residual"))
+            o.residual = 1;
         else if (i + 1 >= argc)
             usage();
         else if (!strcmp(a, "--batch"))

@@ -11,6 +11,8 @@
  * models are calibrated on random inputs first. --calib-images N (default 256, batch 128) times
  * the ResNet50 calibration pass and extrapolates it to the zoo's 2000 images; --calib-images 0
  * skips it. Resident memory is reported with all four quantized configs loaded at once.
+ * Images/s is that of the best one-second window of --seconds (default 5), like the best-of
+ * peaks; the mean over all windows is printed beside it.
  */
 #include <omp.h>
 #include <stdio.h>
@@ -27,7 +29,7 @@
 #include "resnet.h"
 #include "synth.h"
 
-typedef struct { const char *arch, *precision; int batch; double ips, gmacs, peak; } result;
+typedef struct { const char *arch, *precision; int batch; double ips, mean_ips, gmacs, peak; } result;
 
 static void params(const char *arch_name, qe_resnet_params *p)
 {
@@ -77,21 +79,32 @@ typedef void (*forward_fn)(void *net, const float *x, int n, float *logits);
 static void fwd_f32(void *net, const float *x, int n, float *l) { qe_f32net_forward(net, x, n, l); }
 static void fwd_q(void *net, const float *x, int n, float *l) { qe_qsim_forward(net, x, n, l); }
 
-static double run(forward_fn fwd, void *net, int batch, double seconds)
+/* Images/s of the best one-second window within `seconds` (at least one window): on a shared
+ * machine a neighbour's burst costs a window, not the whole figure, as the peaks are best-of too.
+ * *mean_ips receives the rate over all windows. */
+static double run(forward_fn fwd, void *net, int batch, double seconds, double *mean_ips)
 {
     float *x = random_images(batch);
     float *logits = qe_malloc((size_t)batch * 1000 * sizeof(float));
     fwd(net, x, batch, logits);   /* warm-up: buffers, caches, thread team */
-    int iters = 0;
-    double t0 = qe_now(), t;
+    double best = 0, total_t = 0;
+    long total_iters = 0;
     do {
-        fwd(net, x, batch, logits);
-        iters++;
-        t = qe_now() - t0;
-    } while (t < seconds);
+        int iters = 0;
+        double t0 = qe_now(), t;
+        do {
+            fwd(net, x, batch, logits);
+            iters++;
+            t = qe_now() - t0;
+        } while (t < 1.0);
+        best = iters * batch / t > best ? iters * batch / t : best;
+        total_t += t;
+        total_iters += iters;
+    } while (total_t < seconds);
     qe_free_aligned(x);
     free(logits);
-    return (double)iters * batch / t;
+    *mean_ips = (double)total_iters * batch / total_t;
+    return best;
 }
 
 static long rss_kb(void)
@@ -122,7 +135,7 @@ int main(int argc, char **argv)
     const char *archs = "all", *precisions = "fp32,w8a8,w4a8";
     char batches[64] = "1,16";
     int threads = 2, json = 0, calib_images = 256;
-    double seconds = 3.0;
+    double seconds = 5.0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--arch") == 0 && i + 1 < argc)
             archs = argv[++i];
@@ -180,11 +193,13 @@ int main(int argc, char **argv)
                 int b = atoi(tok);
                 if (b < 1)
                     continue;
-                double ips = run(fwd, net, b, seconds);
-                res[nres++] = (result){names[a], precs[k], b, ips, ips * gmac_per_img, peak};
+                double mean, ips = run(fwd, net, b, seconds, &mean);
+                res[nres++] = (result){names[a], precs[k], b, ips, mean, ips * gmac_per_img, peak};
                 if (!json)
-                    printf("%-9s %-4s batch %-3d threads %d: %7.2f images/s  %6.1f GMAC/s  %5.1f%% of peak (%.1f)\n",
-                           names[a], precs[k], b, threads, ips, ips * gmac_per_img, 100.0 * ips * gmac_per_img / peak, peak);
+                    printf("%-9s %-4s batch %-3d threads %d: %7.2f images/s  %6.1f GMAC/s  %5.1f%% of peak (%.1f)"
+                           "  [mean %.2f images/s]\n",
+                           names[a], precs[k], b, threads, ips, ips * gmac_per_img, 100.0 * ips * gmac_per_img / peak,
+                           peak, mean);
                 fflush(stdout);
             }
             if (k == 0)
@@ -237,8 +252,8 @@ int main(int argc, char **argv)
            "\"peak_maddubs_gmacs\": %.2f, \"results\": [", qe_cpu_isa_name(), threads, peak_f32, peak_m16, peak_mub);
     for (int i = 0; i < nres; i++)
         printf("%s{\"model\": \"%s\", \"precision\": \"%s\", \"batch\": %d, \"threads\": %d, \"images_per_second\": %.3f, "
-               "\"achieved_gmacs\": %.2f, \"peak_gmacs\": %.2f, \"ratio_to_peak\": %.4f}",
-               i ? ", " : "", res[i].arch, res[i].precision, res[i].batch, threads, res[i].ips, res[i].gmacs, res[i].peak,
+               "\"mean_images_per_second\": %.3f, \"achieved_gmacs\": %.2f, \"peak_gmacs\": %.2f, \"ratio_to_peak\": %.4f}",
+               i ? ", " : "", res[i].arch, res[i].precision, res[i].batch, threads, res[i].ips, res[i].mean_ips, res[i].gmacs, res[i].peak,
                res[i].gmacs / res[i].peak);
     printf("], \"calibration\": {\"model\": \"resnet50\", \"images\": %d, \"seconds\": %.3f, \"seconds_2000_images\": %.1f}",
            calib_images, calib_s, calib_images > 0 ? 2000 * calib_s / calib_images : 0.0);

@@ -32,7 +32,8 @@ void qe_conv_f32_init(qe_conv_f32 *c, int cin, int cout, int kh, int kw, int str
                       const float *w, const float *bias);
 void qe_conv_f32_free(qe_conv_f32 *c);
 /* in: [n][h][w][cin]; out: [n][oh][ow][cout]; residual: NULL or shaped like out, added after the
- * bias and before the ReLU (relu != 0). out must not alias in or residual. */
+ * bias and before the ReLU (relu != 0). out must not alias in; it may be residual itself (the
+ * block's sum then forms in place, saving a tensor's worth of memory traffic). */
 void qe_conv_f32_forward(const qe_conv_f32 *c, const float *in, int n, int h, int w,
                          float *out, const float *residual, int relu);
 

@@ -139,6 +139,9 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
     qe_gemm_tiling tl;
     qe_gemm_tiling_init(&tl, rows, QE_F32_GEMM_MR);
 
+    /* A residual that is the output itself is added in the first K block, before later blocks
+     * replace it with partial sums; any other in the last. */
+    const size_t res_block = x->residual == x->out ? 0 : p->k_blocks - 1;
     for (size_t b = 0; b < p->k_blocks; b++) {
         qe_gemm_kblock kb;
         qe_gemm_plan_kblock(p, b, &kb);
@@ -154,7 +157,7 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
             for (size_t t = 0; t < tl.tiles; t++) {
                 const size_t mr = qe_gemm_tile_rows(&tl, t);
                 const size_t crow = (m0 + row) * cout + col;
-                params.residual = last && x->residual ? x->residual + crow : NULL;
+                params.residual = b == res_block && x->residual ? x->residual + crow : NULL;
                 if (pn == p0 && t + 1 < tl.tiles)
                     prefetch_tile(s->ind + (row + mr) * kb.nseg,
                                   qe_gemm_tile_rows(&tl, t + 1) * kb.nseg, kb.len);

@@ -12,12 +12,46 @@ struct qe_f32net {
     const qe_resnet_desc *desc;
     qe_conv_f32 conv[QE_MAX_CONVS];
     qe_conv_f32 fc;                   /* a 1x1 convolution over a 1x1 image */
-    float *buf[4];                    /* activation ping-pong, each cap_n images of the largest tensor */
+    float *buf[4];                    /* activations of cap_n images: buf[0] the largest, see reserve */
+    float *chunk[4];                  /* first-stage activations of QE_STAGE1_CHUNK images */
     int cap_n;
+    int stage1_blocks;                /* blocks before the first stride-2 one */
+    size_t later_max;                 /* largest activation per image from that block on */
 };
 
 /* Largest activation of one image: 112x112x64 (stem) = 56x56x256 (ResNet50 layer1). */
 #define QE_ACT_MAX (112 * 112 * 64)
+/* The first stage (stem, then the blocks at 56x56) holds the largest activations, 3.2 MB per
+ * image in ResNet50: at batch 16 each of its layers would stream input, residual and output
+ * through DRAM. It runs this many images at a time, which stay in the last-level cache; the
+ * later stages, 2-8x smaller, run at full batch where their GEMMs get enough rows. */
+#define QE_STAGE1_CHUNK 2
+/* Side of the stem's output: 224 -> 112 (7x7 stride 2) -> 56 (max-pool). */
+#define QE_STEM_OUT 56
+
+/* Largest activation, in floats per image, of blocks [b0, nblocks) entered at side h. */
+static size_t blocks_act_max(const qe_resnet_desc *d, int b0, int h)
+{
+    size_t m = 0;
+    for (int b = b0; b < d->nblocks; b++) {
+        const qe_block_desc *blk = &d->blocks[b];
+        for (int i = 0; i < blk->nconv; i++) {
+            const qe_conv_desc *cd = &d->convs[blk->conv[i]];
+            h = qe_conv_out_size(h, cd->k, cd->stride, cd->pad);
+            size_t e = (size_t)h * h * cd->cout;
+            m = e > m ? e : m;
+        }
+    }
+    return m;
+}
+
+static int block_strided(const qe_resnet_desc *d, int b)
+{
+    for (int i = 0; i < d->blocks[b].nconv; i++)
+        if (d->convs[d->blocks[b].conv[i]].stride > 1)
+            return 1;
+    return 0;
+}
 
 qe_f32net *qe_f32net_create(const qe_resnet_params *p)
 {
@@ -28,6 +62,10 @@ qe_f32net *qe_f32net_create(const qe_resnet_params *p)
         qe_conv_f32_init(&net->conv[i], c->cin, c->cout, c->k, c->k, c->stride, c->pad, p->w[i], p->b[i]);
     }
     qe_conv_f32_init(&net->fc, p->desc->fc_in, 1000, 1, 1, 1, 0, p->fc_w, p->fc_b);
+    const qe_resnet_desc *d = p->desc;
+    while (net->stage1_blocks < d->nblocks && !block_strided(d, net->stage1_blocks))
+        net->stage1_blocks++;
+    net->later_max = blocks_act_max(d, net->stage1_blocks, QE_STEM_OUT);
     return net;
 }
 
@@ -51,7 +89,7 @@ size_t qe_f32net_bytes(const qe_f32net *net)
         b += (size_t)c->cout * (c->cin * c->k * c->k + 1) * sizeof(float);
     }
     b += (size_t)1000 * (net->desc->fc_in + 1) * sizeof(float);
-    return b + 4 * (size_t)net->cap_n * QE_ACT_MAX * sizeof(float);
+    return b + ((size_t)net->cap_n * (QE_ACT_MAX + 3 * net->later_max) + (net->cap_n ? 4 * (size_t)QE_STAGE1_CHUNK * QE_ACT_MAX : 0)) * sizeof(float);
 }
 
 void qe_f32_chw_to_nhwc(const float *x, int n, float *out)
@@ -103,36 +141,30 @@ void qe_f32_avgpool(const float *in, int n, int hw, int c, float *out)
         }
 }
 
-static void reserve(qe_f32net *net, int n)
+/* Runs the stem on images [0, n) of x (CHW) into out (NHWC after the max-pool); t0, t1 are
+ * scratch. Returns the output side. */
+static int run_stem(qe_f32net *net, const float *x, int n, float *t0, float *t1, float *out)
 {
-    if (n <= net->cap_n)
-        return;
-    for (int i = 0; i < 4; i++) {
-        qe_free_aligned(net->buf[i]);
-        net->buf[i] = qe_malloc_aligned((size_t)n * QE_ACT_MAX * sizeof(float));
-    }
-    net->cap_n = n;
+    qe_f32_chw_to_nhwc(x, n, t0);
+    qe_conv_f32_forward(&net->conv[0], t0, n, QE_CROP, QE_CROP, t1, NULL, 1);
+    int h = qe_conv_out_size(QE_CROP, 7, 2, 3);
+    qe_f32_maxpool_3x3s2(t1, n, h, h, 64, out);
+    return (h + 2 - 3) / 2 + 1;
 }
 
-void qe_f32net_forward(qe_f32net *net, const float *x, int n, float *logits)
+/* Runs blocks [b0, b1) on n images. buf[0] holds the input; buf[1..3] are scratch, each big
+ * enough for any tensor of these blocks. On return buf[0] holds the output (the four pointers
+ * are rotated, not the data). *h and *c follow the spatial side and channels. */
+static void run_blocks(qe_f32net *net, int b0, int b1, int n, float *buf[4], int *h, int *c)
 {
     const qe_resnet_desc *d = net->desc;
-    reserve(net, n);
-    float *cur = net->buf[0], *t1 = net->buf[1], *t2 = net->buf[2], *t3 = net->buf[3];
-
-    /* Stem: the NHWC input (n x 224x224x3) fits in t3, whose capacity is 112*112*64 floats per image. */
-    qe_f32_chw_to_nhwc(x, n, t3);
-    qe_conv_f32_forward(&net->conv[0], t3, n, QE_CROP, QE_CROP, t1, NULL, 1);
-    int h = qe_conv_out_size(QE_CROP, 7, 2, 3), c = 64;
-    qe_f32_maxpool_3x3s2(t1, n, h, h, c, cur);
-    h = (h + 2 - 3) / 2 + 1;
-
-    for (int b = 0; b < d->nblocks; b++) {
+    float *cur = buf[0], *t1 = buf[1], *t2 = buf[2], *t3 = buf[3];
+    for (int b = b0; b < b1; b++) {
         const qe_block_desc *blk = &d->blocks[b];
-        const float *identity = cur;
+        float *identity = cur;
         float *bufs[2] = {t1, t2};
         const float *in = cur;
-        int ih = h;
+        int ih = *h;
         /* Every conv but the last is followed by ReLU; the last adds the identity first. */
         for (int i = 0; i < blk->nconv - 1; i++) {
             const qe_conv_desc *cd = &d->convs[blk->conv[i]];
@@ -141,35 +173,68 @@ void qe_f32net_forward(qe_f32net *net, const float *x, int n, float *logits)
             in = bufs[i];
         }
         if (blk->downsample >= 0) {
-            qe_conv_f32_forward(&net->conv[blk->downsample], cur, n, h, h, t3, NULL, 0);
+            qe_conv_f32_forward(&net->conv[blk->downsample], cur, n, *h, *h, t3, NULL, 0);
             identity = t3;
         }
+        /* The last conv adds the identity in place (conv.h): the block's output lands in the
+         * identity's buffer, whose contents are not needed afterwards. */
         const qe_conv_desc *last = &d->convs[blk->conv[blk->nconv - 1]];
-        /* The block output must not alias its input or residual: write it where the first
-         * intermediate was (no longer needed), then rotate the buffers. */
-        float *out = blk->nconv == 3 ? t1 : t2;
-        if (out == in)
-            out = t1;
-        qe_conv_f32_forward(&net->conv[blk->conv[blk->nconv - 1]], in, n, ih, ih, out, identity, 1);
-        h = qe_conv_out_size(ih, last->k, last->stride, last->pad);
-        c = last->cout;
-        if (out == t1) {
-            t1 = cur;
-        } else {
-            t2 = cur;
+        qe_conv_f32_forward(&net->conv[blk->conv[blk->nconv - 1]], in, n, ih, ih, identity, identity, 1);
+        *h = qe_conv_out_size(ih, last->k, last->stride, last->pad);
+        *c = last->cout;
+        if (identity == t3) {
+            t3 = cur;
+            cur = identity;
         }
-        cur = out;
     }
+    buf[0] = cur, buf[1] = t1, buf[2] = t2, buf[3] = t3;
+}
+
+static void reserve(qe_f32net *net, int n)
+{
+    if (n <= net->cap_n)
+        return;
+    qe_f32net_trim(net);
+    /* One full-size buffer receives the first stage's output; the later stages need less. */
+    size_t first = (size_t)n * QE_ACT_MAX, later = (size_t)n * net->later_max;
+    for (int i = 0; i < 4; i++)
+        net->buf[i] = qe_malloc_aligned((i == 0 ? first : later) * sizeof(float));
+    for (int i = 0; i < 4; i++)
+        net->chunk[i] = qe_malloc_aligned((size_t)QE_STAGE1_CHUNK * QE_ACT_MAX * sizeof(float));
+    net->cap_n = n;
+}
+
+void qe_f32net_forward(qe_f32net *net, const float *x, int n, float *logits)
+{
+    const qe_resnet_desc *d = net->desc;
+    const int b1 = net->stage1_blocks;
+    reserve(net, n);
+
+    /* First stage, a few images at a time (see QE_STAGE1_CHUNK), gathered in buf[0]. */
+    int h = 0, c = 64;
+    for (int i0 = 0; i0 < n; i0 += QE_STAGE1_CHUNK) {
+        const int m = n - i0 < QE_STAGE1_CHUNK ? n - i0 : QE_STAGE1_CHUNK;
+        float *cb[4] = {net->chunk[0], net->chunk[1], net->chunk[2], net->chunk[3]};
+        h = run_stem(net, x + (size_t)i0 * QE_TENSOR_FLOATS, m, cb[3], cb[1], cb[0]);
+        c = 64;
+        run_blocks(net, 0, b1, m, cb, &h, &c);
+        const size_t per = (size_t)h * h * c;
+        memcpy(net->buf[0] + (size_t)i0 * per, cb[0], (size_t)m * per * sizeof(float));
+    }
+
+    float *bufs[4] = {net->buf[0], net->buf[1], net->buf[2], net->buf[3]};
+    run_blocks(net, b1, d->nblocks, n, bufs, &h, &c);
     /* avgpool + fc: the pooled features are a 1x1 image per sample. */
-    qe_f32_avgpool(cur, n, h * h, c, t1);
-    qe_conv_f32_forward(&net->fc, t1, n, 1, 1, logits, NULL, 0);
+    qe_f32_avgpool(bufs[0], n, h * h, c, bufs[1]);
+    qe_conv_f32_forward(&net->fc, bufs[1], n, 1, 1, logits, NULL, 0);
 }
 
 void qe_f32net_trim(qe_f32net *net)
 {
     for (int i = 0; i < 4; i++) {
         qe_free_aligned(net->buf[i]);
-        net->buf[i] = NULL;
+        qe_free_aligned(net->chunk[i]);
+        net->buf[i] = net->chunk[i] = NULL;
     }
     net->cap_n = 0;
 }

@@ -6,8 +6,9 @@
  *   A: a[s * MR + r] points at the kc floats of row r in segment s (any alignment);
  *   B: one packed weight panel, ks * kc rows of 16 floats (64-byte aligned), zero beyond cout;
  *   C: MR rows of 16 floats at c + r * c_stride, of which the first nc (1..16) are stored.
- * Accumulators start from params->bias (first K block) or from C (later blocks); on the last
- * block params->residual is added, then max(., 0) if params->relu, and params->stream may ask
+ * Accumulators start from params->bias (first K block) or from C (later blocks); params->residual
+ * is added at the end of the call (the caller passes it on one K block, usually the last), then
+ * max(., 0) if params->relu (last block only), and params->stream may ask
  * for non-temporal stores of a C that will not be read again soon. Names follow XNNPACK:
  * qe_f32_igemm_ukernel_<MR>x16__<isa>. Every MR from 1 to 6 has its own kernel so a short tail
  * of rows costs in proportion to its rows.
