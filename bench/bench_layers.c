@@ -99,7 +99,7 @@ typedef struct layer {
 static void layer_forward(const layer *l, const float *in, int n, int h, float *out, int relu)
 {
     if (l->f64acc)
-        qe_conv_f64acc_forward(&l->f64, in, n, h, h, out);
+        qe_conv_f64acc_forward(&l->f64, in, n, h, h, out, relu);
     else
         qe_conv_f32_forward(&l->f32, in, n, h, h, out, relu ? l->residual : NULL, relu);
 }

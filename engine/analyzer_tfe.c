@@ -16,12 +16,13 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "analyzer_tfe_bucket.h"
+#include "cpu.h"
 #include "qe_util.h"
 
 #define PDF_SIZE QE_TFE_PDF_SIZE
 #define GAMMA 3.0f                 /* §2.2.5 weight of the saturation cost */
 #define MIN_RANGE 0.01f            /* §2.2.4 */
-#define DROPPED PDF_SIZE           /* extra histogram slot for values outside the range */
 #define BLOCK 1024                 /* values per bucket-index batch (scratch on the stack) */
 #define PARALLEL_MIN 65536         /* smaller tensors are counted by the calling thread */
 #define MAX_CANDIDATES (17 * 21 + 1)
@@ -55,41 +56,14 @@ static void init_buckets(qe_analyzer *a, float mn, float mx)
         a->xleft[i] = (double)(lo + (float)i * bucket);
 }
 
-/*
- * idx = int(round(v / b - off)) of §2.2.2 for m values, DROPPED when outside 0..511.
- *
- * Two loops so that both vectorise: under the default -ftrapping-math GCC will not if-convert
- * a float-to-int conversion whose operand comes from a select, so the clamp and the conversion
- * live in separate loops. Clamping t to [-1, 512] changes no
- * bucket (whatever lies outside rounds outside 0..511 either way) and makes the conversion
- * defined; NaN becomes -1, i.e. dropped. The quiet comparisons (isless...) keep the selects
- * free of FP traps, which if-conversion also requires.
- */
-static void bucket_index(const float *restrict x, size_t m, float b, float off,
-                         float *restrict t, int32_t *restrict idx)
-{
-#pragma omp simd
-    for (size_t j = 0; j < m; j++) {
-        float v = x[j] / b - off;
-        v = isgreaterequal(v, -1.0f) ? v : -1.0f;
-        t[j] = islessequal(v, 512.0f) ? v : 512.0f;
-    }
-    /* roundf (halves away from zero) of a value in [-1, 512]: t - trunc(t) is exact. */
-#pragma omp simd
-    for (size_t j = 0; j < m; j++) {
-        int32_t i = (int32_t)t[j];
-        float frac = t[j] - (float)i;
-        i += isgreaterequal(frac, 0.5f) - islessequal(frac, -0.5f);
-        idx[j] = (uint32_t)i < PDF_SIZE ? i : DROPPED;
-    }
-}
-
 /* Bucket counts of x (GetHistogram_cpu). Integer counts merge exactly in any order, so the
  * result does not depend on the number of threads. Four interleaved sub-histograms keep
  * runs of equal indices from serialising on one counter. */
 static void count_buckets(const float *x, size_t n, float b, float off, uint64_t *hist)
 {
     memset(hist, 0, (PDF_SIZE + 1) * sizeof *hist);
+    void (*index_fn)(const float *, size_t, float, float, float *, int32_t *) =
+        qe_cpu_get()->avx2 ? qe_tfe_bucket_index__avx2 : qe_tfe_bucket_index__scalar;
 
 #pragma omp parallel if (n >= PARALLEL_MIN)
     {
@@ -103,7 +77,7 @@ static void count_buckets(const float *x, size_t n, float b, float off, uint64_t
             size_t m = n - s < BLOCK ? n - s : BLOCK;
             size_t j = 0;
 
-            bucket_index(x + s, m, b, off, t, idx);
+            index_fn(x + s, m, b, off, t, idx);
             for (; j + 4 <= m; j += 4) {
                 local[0][idx[j]]++;
                 local[1][idx[j + 1]]++;

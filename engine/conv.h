@@ -47,8 +47,9 @@ typedef struct qe_conv_f64acc {
 void qe_conv_f64acc_init(qe_conv_f64acc *c, int cin, int cout, int kh, int kw, int stride, int pad,
                          const float *w, const float *bias);
 void qe_conv_f64acc_free(qe_conv_f64acc *c);
-/* Same shapes as qe_conv_f32_forward; no residual, no ReLU (the calibration pass applies them
- * itself in f32, §3.6.2). */
-void qe_conv_f64acc_forward(const qe_conv_f64acc *c, const float *in, int n, int h, int w, float *out);
+/* Same shapes as qe_conv_f32_forward; no residual (the calibration pass adds it itself in f32,
+ * §3.6.2); relu != 0 applies the f32 ReLU y > 0 ? y : 0 to the rounded output. */
+void qe_conv_f64acc_forward(const qe_conv_f64acc *c, const float *in, int n, int h, int w, float *out,
+                            int relu);
 
 #endif

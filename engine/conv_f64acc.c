@@ -50,6 +50,7 @@ typedef struct forward_ctx {
     const qe_f64_gemm_config *cfg;
     const float *in;
     float *out;
+    int relu;
 } forward_ctx;
 
 typedef struct scratch {
@@ -99,7 +100,7 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
             const size_t nc = cout - col < QE_F64_GEMM_NR ? cout - col : QE_F64_GEMM_NR;
             const double *w = x->conv->wpack + ((size_t)pn * g->k + k0) * QE_F64_GEMM_NR;
             double *acc = s->acc ? s->acc + (size_t)(pn - p0) * QE_F64_GEMM_NR : NULL;
-            qe_f64_gemm_params params = {b == 0, x->conv->bias + col, NULL, cout};
+            qe_f64_gemm_params params = {b == 0, x->conv->bias + col, NULL, cout, x->relu};
             size_t row = 0;
             for (size_t t = 0; t < tl.tiles; t++) {
                 const size_t mr = qe_gemm_tile_rows(&tl, t);
@@ -114,7 +115,7 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
 }
 
 void qe_conv_f64acc_forward(const qe_conv_f64acc *c, const float *in, int n, int h, int w,
-                            float *out)
+                            float *out, int relu)
 {
     qe_conv_geom g;
     qe_gemm_plan plan;
@@ -127,7 +128,7 @@ void qe_conv_f64acc_forward(const qe_conv_f64acc *c, const float *in, int n, int
     if ((size_t)threads > plan.tasks)
         threads = (int)plan.tasks;
 
-    forward_ctx x = {c, &g, &plan, qe_f64_gemm_config_get(), in, out};
+    forward_ctx x = {c, &g, &plan, qe_f64_gemm_config_get(), in, out, relu};
 #pragma omp parallel num_threads(threads)
     {
         scratch s;

@@ -25,8 +25,10 @@ static inline void gemm_tile(const int mr, size_t nc, size_t kc, const double *a
         }
     for (int r = 0; r < mr; r++) {
         if (params->out)
-            for (size_t j = 0; j < nc; j++)
-                params->out[r * params->out_stride + j] = (float)(s[r][j] + params->bias[j]);
+            for (size_t j = 0; j < nc; j++) {
+                const float y = (float)(s[r][j] + params->bias[j]);
+                params->out[r * params->out_stride + j] = !params->relu || y > 0.0f ? y : 0.0f;
+            }
         else
             for (int j = 0; j < QE_F64_GEMM_NR; j++)
                 acc[r * acc_stride + j] = s[r][j];

@@ -6,8 +6,9 @@
  *   A: MR rows of kc doubles (f32 activations widened), row r at a + r * a_stride;
  *   B: one packed weight panel, kc rows of 8 doubles (f32 weights widened), 64-byte aligned;
  *   acc: MR rows of 8 doubles at acc + r * acc_stride, starting from 0 when params->first.
- * On the last K block (params->out != NULL) the kernel stores y = (float)(acc + bias) into the
- * first nc (1..8) columns of out instead of writing acc back.
+ * On the last K block (params->out != NULL) the kernel stores y = (float)(acc + bias), then
+ * y > 0 ? y : 0 if params->relu (an f32 ReLU, §3.6.2), into the first nc (1..8) columns of out
+ * instead of writing acc back.
  *
  * Every x*w of two f32 values is exact in f64 (24 + 24 significant bits <= 53), so an f64 FMA
  * rounds exactly like the product-then-add of the portable kernel: both paths sum each output
@@ -26,6 +27,7 @@ typedef struct qe_f64_gemm_params {
     const double *bias;    /* [8], used with out */
     float *out;            /* NULL: write acc back; else the last K block's f32 output rows */
     size_t out_stride;
+    int relu;
 } qe_f64_gemm_params;
 
 typedef void (*qe_f64_gemm_ukernel_fn)(size_t nc, size_t kc, const double *a, size_t a_stride,

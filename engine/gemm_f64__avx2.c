@@ -52,8 +52,12 @@ gemm_tile(const int mr, size_t nc, size_t kc, const double *a, size_t a_stride, 
 #pragma GCC unroll 6
     for (int r = 0; r < mr; r++) {
         /* One f64 add of the bias, then the one rounding to f32 (§3.6.2). */
-        const __m128 y0 = _mm256_cvtpd_ps(_mm256_add_pd(lo[r], b0));
-        const __m128 y1 = _mm256_cvtpd_ps(_mm256_add_pd(hi[r], b1));
+        __m128 y0 = _mm256_cvtpd_ps(_mm256_add_pd(lo[r], b0));
+        __m128 y1 = _mm256_cvtpd_ps(_mm256_add_pd(hi[r], b1));
+        if (params->relu) {   /* maxps(y, 0) is y > 0 ? y : 0, NaN and -0 included */
+            y0 = _mm_max_ps(y0, _mm_setzero_ps());
+            y1 = _mm_max_ps(y1, _mm_setzero_ps());
+        }
         float *o = params->out + r * params->out_stride;
         if (nc == QE_F64_GEMM_NR) {
             _mm_storeu_ps(o, y0);

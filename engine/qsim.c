@@ -247,13 +247,6 @@ static void observe(qe_qsim *q, int qi, const float *x, size_t count)
     qe_analyzer_update(&q->aq[qi].an, x, count);
 }
 
-static void relu_f32(float *x, size_t count)
-{
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < count; i++)
-        x[i] = x[i] > 0.0f ? x[i] : 0.0f;
-}
-
 /* out = relu((float)(out + id)), f32 (§3.6.2 residual add). */
 static void add_relu_f32(float *out, const float *id, size_t count)
 {
@@ -271,9 +264,8 @@ void qe_qsim_calibrate_batch(qe_qsim *q, const float *x, int n)
     float *cur = q->fbuf[0], *t1 = q->fbuf[1], *t2 = q->fbuf[2], *t3 = q->fbuf[3], *in = q->fbuf[4];
     observe(q, q->q_input, x, (size_t)n * QE_TENSOR_FLOATS);
     qe_f32_chw_to_nhwc(x, n, in);
-    qe_conv_f64acc_forward(&q->cal[0], in, n, QE_CROP, QE_CROP, t1);
+    qe_conv_f64acc_forward(&q->cal[0], in, n, QE_CROP, QE_CROP, t1, 1);
     int h = qe_conv_out_size(QE_CROP, 7, 2, 3);
-    relu_f32(t1, (size_t)n * h * h * 64);
     observe(q, q->q_relu, t1, (size_t)n * h * h * 64);
     qe_f32_maxpool_3x3s2(t1, n, h, h, 64, cur);
     h = (h + 2 - 3) / 2 + 1;
@@ -287,22 +279,21 @@ void qe_qsim_calibrate_batch(qe_qsim *q, const float *x, int n)
         int ih = h;
         for (int i = 0; i < blk->nconv - 1; i++) {
             const qe_conv_desc *cd = &d->convs[blk->conv[i]];
-            qe_conv_f64acc_forward(&q->cal[blk->conv[i]], src, n, ih, ih, bufs[i]);
+            qe_conv_f64acc_forward(&q->cal[blk->conv[i]], src, n, ih, ih, bufs[i], 1);
             ih = qe_conv_out_size(ih, cd->k, cd->stride, cd->pad);
             size_t cnt = (size_t)n * ih * ih * cd->cout;
-            relu_f32(bufs[i], cnt);
             observe(q, q->q_brelu[b], bufs[i], cnt);
             src = bufs[i];
         }
         const qe_conv_desc *last = &d->convs[blk->conv[blk->nconv - 1]];
         float *out = blk->nconv == 3 ? t1 : t2;
-        qe_conv_f64acc_forward(&q->cal[blk->conv[blk->nconv - 1]], src, n, ih, ih, out);
+        qe_conv_f64acc_forward(&q->cal[blk->conv[blk->nconv - 1]], src, n, ih, ih, out, 0);
         ih = qe_conv_out_size(ih, last->k, last->stride, last->pad);
         size_t cnt = (size_t)n * ih * ih * last->cout;
         observe(q, q->q_out[b], out, cnt);
         const float *id = cur;
         if (blk->downsample >= 0) {
-            qe_conv_f64acc_forward(&q->cal[blk->downsample], cur, n, h, h, t3);
+            qe_conv_f64acc_forward(&q->cal[blk->downsample], cur, n, h, h, t3, 0);
             observe(q, q->q_ds[b], t3, cnt);
             id = t3;
         }
@@ -318,7 +309,7 @@ void qe_qsim_calibrate_batch(qe_qsim *q, const float *x, int n)
     }
     qe_f32_avgpool(cur, n, h * h, c, t1);
     observe(q, q->q_avgpool, t1, (size_t)n * c);
-    qe_conv_f64acc_forward(&q->cal[d->nconvs], t1, n, 1, 1, t2);
+    qe_conv_f64acc_forward(&q->cal[d->nconvs], t1, n, 1, 1, t2, 0);
     observe(q, q->q_fc, t2, (size_t)n * 1000);
     q->batches++;
 }

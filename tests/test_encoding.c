@@ -16,6 +16,8 @@
 #include <sys/stat.h>
 
 #include "analyzer.h"
+#include "analyzer_tfe_bucket.h"
+#include "cpu.h"
 #include "bn_fold.h"
 #include "encfile.h"
 #include "encoding.h"
@@ -267,6 +269,44 @@ static void test_analyzer_edge_inputs(void)
     CHECK(qe_encoding_params_per_channel(w, 0, 4, 8, pc) == -1);
     CHECK(qe_encoding_params_per_channel(w, 2, 0, 8, pc) == -1);
     CHECK(qe_encoding_params_per_channel(w, 2, 2, 0, pc) == -1);
+}
+
+/* The AVX2 build of the histogram's bucket index against the portable one, value for value:
+ * bucket edges and half-way points, values just outside the range, NaN, infinities, denormals,
+ * every tail length of the vector loops. */
+static void test_bucket_index_paths(void)
+{
+    if (!qe_cpu_get()->avx2)
+        return;
+    enum { M = 4099 };
+    float *x = qe_malloc(M * sizeof *x), *t = qe_malloc(M * sizeof *t);
+    int32_t *i0 = qe_malloc(M * sizeof *i0), *i1 = qe_malloc(M * sizeof *i1);
+    const float specials[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, FLT_MIN / 4, FLT_MAX, -FLT_MAX};
+    const float b = 0.01171875f * 1.1f, off = -217.3f;
+    uint32_t s = 99;
+    for (int j = 0; j < M; j++) {
+        s = s * 1664525u + 1013904223u;
+        float edge = ((float)(int)(s % 1100) - 300.0f) * 0.5f;   /* half-integers around 0..511 */
+        float v = (edge + off) * b;
+        switch (s >> 29) {
+        case 0: x[j] = specials[(s >> 8) % (sizeof specials / sizeof specials[0])]; break;
+        case 1: x[j] = nextafterf(v, INFINITY); break;
+        case 2: x[j] = nextafterf(v, -INFINITY); break;
+        default: x[j] = v; break;
+        }
+    }
+    long differ = 0;
+    for (size_t m = 0; m <= 40; m++) {          /* every tail */
+        qe_tfe_bucket_index__scalar(x, m, b, off, t, i0);
+        qe_tfe_bucket_index__avx2(x, m, b, off, t, i1);
+        differ += memcmp(i0, i1, m * sizeof *i0) != 0;
+    }
+    qe_tfe_bucket_index__scalar(x, M, b, off, t, i0);
+    qe_tfe_bucket_index__avx2(x, M, b, off, t, i1);
+    for (int j = 0; j < M; j++)
+        differ += i0[j] != i1[j];
+    CHECKF(differ == 0, "bucket index: AVX2 and portable builds differ in %ld places", differ);
+    free(x), free(t), free(i0), free(i1);
 }
 
 /* §1.2 against hand-derived values of the formulas (8 bit: 255 steps). */
@@ -743,6 +783,7 @@ int main(void)
 
     test_from_minmax();
     test_analyzer_edge_inputs();
+    test_bucket_index_paths();
     test_analyzers_vs_reference();
     test_enctable_put();
     test_encfile_rejects();
