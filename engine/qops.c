@@ -12,13 +12,14 @@
 #include "qops_ukernel.h"
 
 /* §9.3: lut[a][b] = Q(max(D_A(a) + D_B(b), 0); relu), the f32 sum of the two dequantized operands. */
-void qe_qops_add_table(const qe_qparams *qa, const qe_qparams *qb, const qe_qparams *qo, uint8_t *lut)
+void qe_qops_add_init(qe_qops_add_op *op, const qe_qparams *qa, const qe_qparams *qb, const qe_qparams *qo)
 {
+    op->qa = *qa, op->qb = *qb, op->qo = *qo;
     for (int a = 0; a < 256; a++) {
         float da = qe_dequantize(a, qa);
         for (int b = 0; b < 256; b++) {
             float s = da + qe_dequantize(b, qb);
-            lut[a * 256 + b] = (uint8_t)qe_quantize(s > 0.0f ? s : 0.0f, qo);
+            op->lut[a * 256 + b] = (uint8_t)qe_quantize(s > 0.0f ? s : 0.0f, qo);
         }
     }
 }
@@ -110,22 +111,36 @@ void qe_qops_maxpool_3x3s2(const uint8_t *in, int n, int h, int c, const uint8_t
 }
 
 /* Four independent table reads per step: the loop is bound by loads, and the stores in place
- * would otherwise keep the compiler from overlapping them (a may alias lut). */
-void qe_qops_add(uint8_t *a, const uint8_t *b, const uint8_t *lut, size_t count)
+ * would otherwise keep the compiler from overlapping them (a may alias the table). */
+void qe_qops_add_row__scalar(uint8_t *a, const uint8_t *b, size_t count, const qe_qops_add_op *op)
 {
-#pragma omp parallel for schedule(static)
-    for (size_t i = 0; i < count / 4; i++) {
-        uint8_t *p = a + 4 * i;
-        const uint8_t *q = b + 4 * i;
-        uint8_t r0 = lut[(size_t)p[0] * 256 + q[0]], r1 = lut[(size_t)p[1] * 256 + q[1]];
-        uint8_t r2 = lut[(size_t)p[2] * 256 + q[2]], r3 = lut[(size_t)p[3] * 256 + q[3]];
-        p[0] = r0;
-        p[1] = r1;
-        p[2] = r2;
-        p[3] = r3;
+    const uint8_t *lut = op->lut;
+    size_t i = 0;
+    for (; i + 4 <= count; i += 4) {
+        uint8_t r0 = lut[(size_t)a[i] * 256 + b[i]], r1 = lut[(size_t)a[i + 1] * 256 + b[i + 1]];
+        uint8_t r2 = lut[(size_t)a[i + 2] * 256 + b[i + 2]], r3 = lut[(size_t)a[i + 3] * 256 + b[i + 3]];
+        a[i] = r0;
+        a[i + 1] = r1;
+        a[i + 2] = r2;
+        a[i + 3] = r3;
     }
-    for (size_t i = count / 4 * 4; i < count; i++)
+    for (; i < count; i++)
         a[i] = lut[(size_t)a[i] * 256 + b[i]];
+}
+
+/* Codes per work item of the residual add. */
+#define ADD_CHUNK 16384
+
+void qe_qops_add(uint8_t *a, const uint8_t *b, const qe_qops_add_op *op, size_t count)
+{
+    void (*row)(uint8_t *, const uint8_t *, size_t, const qe_qops_add_op *) =
+        qe_cpu_get()->avx2 ? qe_qops_add_row__avx2 : qe_qops_add_row__scalar;
+    const size_t chunks = (count + ADD_CHUNK - 1) / ADD_CHUNK;
+#pragma omp parallel for schedule(static)
+    for (size_t k = 0; k < chunks; k++) {
+        size_t i0 = k * ADD_CHUNK, m = count - i0 < ADD_CHUNK ? count - i0 : ADD_CHUNK;
+        row(a + i0, b + i0, m, op);
+    }
 }
 
 /* §9.5: S = sum of codes over the 49 positions, a = (float)((delta * (S - n*z)) / n). */

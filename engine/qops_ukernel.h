@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "qdq.h"
+#include "qops.h"
 
 /*
  * §9.6 for pixels p0 .. p1-1 of one image: x holds 3 planes of hw floats (CHW), out gets
@@ -18,5 +19,9 @@ void qe_qops_quantize_chw3__scalar(const qe_qparams *qp, const float *x, size_t 
                                    size_t p1, uint8_t *out);
 void qe_qops_quantize_chw3__avx2(const qe_qparams *qp, const float *x, size_t hw, size_t p0,
                                  size_t p1, uint8_t *out);
+
+/* §9.3 on count codes in place: a[i] = op(a[i], b[i]). */
+void qe_qops_add_row__scalar(uint8_t *a, const uint8_t *b, size_t count, const qe_qops_add_op *op);
+void qe_qops_add_row__avx2(uint8_t *a, const uint8_t *b, size_t count, const qe_qops_add_op *op);
 
 #endif

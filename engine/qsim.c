@@ -57,7 +57,7 @@ struct qe_qsim {
     double *scale[QE_MAX_CONVS + 1];   /* (double)delta_x * (double)delta_w[c] (§9.2) */
     double *biasd[QE_MAX_CONVS + 1];   /* (double)bias'[c] */
     uint8_t maxpool_lut[256];
-    uint8_t *add_lut[QE_MAX_BLOCKS];   /* [256][256] per block: §9.3 as a function of the two codes */
+    qe_qops_add_op *add[QE_MAX_BLOCKS];   /* §9.3 per block */
     uint8_t *ibuf[QE_NBUF];
     int icap;
 
@@ -191,7 +191,7 @@ void qe_qsim_free(qe_qsim *q)
     for (int i = 0; i < QE_NBUF; i++)
         qe_free_aligned(q->ibuf[i]);
     for (int b = 0; b < QE_MAX_BLOCKS; b++)
-        free(q->add_lut[b]);
+        free(q->add[b]);
     free(q);
 }
 
@@ -361,9 +361,9 @@ static int build(qe_qsim *q, char *err)
     int block_in = q->q_maxpool;
     for (int b = 0; b < q->d->nblocks; b++) {
         int id_q = q->q_ds[b] >= 0 ? q->q_ds[b] : block_in;
-        free(q->add_lut[b]);
-        q->add_lut[b] = qe_malloc(256 * 256);
-        qe_qops_add_table(&q->aq[q->q_out[b]].qp, &q->aq[id_q].qp, &q->aq[q->q_brelu[b]].qp, q->add_lut[b]);
+        free(q->add[b]);
+        q->add[b] = qe_malloc(sizeof *q->add[b]);
+        qe_qops_add_init(q->add[b], &q->aq[q->q_out[b]].qp, &q->aq[id_q].qp, &q->aq[q->q_brelu[b]].qp);
         block_in = q->q_brelu[b];
     }
     q->built = 1;
@@ -532,7 +532,7 @@ void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits)
             capture(q, q->q_ds[b], t3, ih * ih, last->cout);
             id = t3;
         }
-        qe_qops_add(out, id, q->add_lut[b], cnt);
+        qe_qops_add(out, id, q->add[b], cnt);
         capture(q, q->q_brelu[b], out, ih * ih, last->cout);
         if (out == t1)
             t1 = cur;

@@ -539,37 +539,50 @@ static void test_maxpool(void)
     }
 }
 
-/* §9.3: the table against its formula, and the table lookup over odd lengths. */
+/* §9.3: the table against its formula; both paths over all 65536 code pairs for several
+ * encodings (negative and all-positive operands, an output range that clips the sum), and over
+ * odd lengths. */
 static void test_add(void)
 {
-    const qe_qparams qa = qparams(-3.1, 4.4), qb = qparams(0.0, 2.9), qo = qparams(0.0, 5.3);
-    uint8_t *lut = malloc(65536);
-    qe_qops_add_table(&qa, &qb, &qo, lut);
-    long bad = 0;
-    for (int a = 0; a < 256; a++)
-        for (int b = 0; b < 256; b++) {
-            float s = qe_dequantize(a, &qa) + qe_dequantize(b, &qb);
-            bad += lut[a * 256 + b] != (uint8_t)qe_quantize(fmaxf(s, 0.0f), &qo);
-        }
-    CHECKF(bad == 0, "add table: %ld entries differ", bad);
+    const qe_qparams encs[][3] = {
+        {qparams(-3.1, 4.4), qparams(0.0, 2.9), qparams(0.0, 5.3)},
+        {qparams(-0.7, 0.2), qparams(-1.9, 6.1), qparams(0.0, 1.1)},
+        {qparams(0.0, 1e-3), qparams(-250.0, 3.0), qparams(0.0, 2.0e-4)},
+    };
+    qe_qops_add_op *op = malloc(sizeof *op);
+    uint8_t *pa = malloc(65536), *pb = malloc(65536), *want = malloc(65536), *out = malloc(65536);
+    for (size_t e = 0; e < sizeof encs / sizeof encs[0]; e++) {
+        const qe_qparams *qa = &encs[e][0], *qb = &encs[e][1], *qo = &encs[e][2];
+        qe_qops_add_init(op, qa, qb, qo);
+        long bad = 0;
+        for (int a = 0; a < 256; a++)
+            for (int b = 0; b < 256; b++) {
+                float s = qe_dequantize(a, qa) + qe_dequantize(b, qb);
+                want[a * 256 + b] = (uint8_t)qe_quantize(fmaxf(s, 0.0f), qo);
+                bad += op->lut[a * 256 + b] != want[a * 256 + b];
+                pa[a * 256 + b] = (uint8_t)a;
+                pb[a * 256 + b] = (uint8_t)b;
+            }
+        CHECKF(bad == 0, "add table %zu: %ld entries differ", e, bad);
+        char what[64];
+        snprintf(what, sizeof what, "add, all pairs, encodings %zu", e);
+        BOTH_PATHS(what, 65536, want, out, (memcpy(out, pa, 65536), qe_qops_add(out, pb, op, 65536)));
+    }
     static const size_t counts[] = {0, 1, 7, 31, 32, 33, 1000, 100003};
     for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
         size_t n = counts[ci];
-        uint8_t *a = malloc(n + 1), *b = malloc(n + 1), *want = malloc(n + 1), *out = malloc(n + 1);
+        uint8_t *a = malloc(n + 1), *b = malloc(n + 1), *w = malloc(n + 1), *o = malloc(n + 1);
         for (size_t i = 0; i < n; i++) {
             a[i] = (uint8_t)rnd();
             b[i] = (uint8_t)rnd();
-            want[i] = lut[a[i] * 256 + b[i]];
+            w[i] = op->lut[a[i] * 256 + b[i]];
         }
         char what[64];
         snprintf(what, sizeof what, "add count=%zu", n);
-        BOTH_PATHS(what, n, want, out, (memcpy(out, a, n), qe_qops_add(out, b, lut, n)));
-        free(a);
-        free(b);
-        free(want);
-        free(out);
+        BOTH_PATHS(what, n, w, o, (memcpy(o, a, n), qe_qops_add(o, b, op, n)));
+        free(a), free(b), free(w), free(o);
     }
-    free(lut);
+    free(op), free(pa), free(pb), free(want), free(out);
 }
 
 /* §9.5 over odd channel counts and spatial sizes. */
