@@ -67,12 +67,12 @@ static double time_layer(const qe_conv_shape *s, int batch, int wbits, double mi
     size_t out_len = (size_t)batch * oh * oh * s->cout;
     size_t wlen = (size_t)s->cout * s->cin * s->k * s->k;
     int half = 1 << (wbits - 1);
-    int8_t *k = qe_malloc(wlen);
+    int16_t *k = qe_malloc(wlen * sizeof *k);
     uint8_t *in = qe_malloc_aligned(in_len), *out = qe_malloc_aligned(out_len);
     double *scale = qe_malloc((size_t)s->cout * sizeof *scale);
     double *bias = qe_malloc((size_t)s->cout * sizeof *bias);
     for (size_t i = 0; i < wlen; i++)
-        k[i] = (int8_t)((int)(rnd() % (uint32_t)(2 * half)) - half);
+        k[i] = (int16_t)((int)(rnd() % (uint32_t)(2 * half)) - half);
     for (size_t i = 0; i < in_len; i++)
         in[i] = (uint8_t)rnd();
     for (int c = 0; c < s->cout; c++) {

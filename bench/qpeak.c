@@ -33,6 +33,7 @@ static int loop_scalar(long iters)
 /* The integer loops return int; the shared harness (peak.h) takes double-returning loops. */
 static double madd16_avx2(long iters) { return qe_peak_madd16_loop__avx2(iters); }
 static double maddubs_avx2(long iters) { return qe_peak_maddubs_loop__avx2(iters); }
+static double u8s8_avx2(long iters) { return qe_peak_u8s8_loop__avx2(iters); }
 static double scalar(long iters) { return loop_scalar(iters); }
 
 double qe_peak_madd16_gmacs(int threads)
@@ -46,5 +47,12 @@ double qe_peak_maddubs_gmacs(int threads)
 {
     if (qe_cpu_get()->avx2)
         return qe_peak_measure(maddubs_avx2, QPEAK_STEPS * 32, QPEAK_ROUNDS, threads);
+    return qe_peak_measure(scalar, QPEAK_STEPS, QPEAK_ROUNDS, threads);
+}
+
+double qe_peak_u8s8_gmacs(int threads)
+{
+    if (qe_cpu_get()->avx2)
+        return qe_peak_measure(u8s8_avx2, QPEAK_STEPS * 32, QPEAK_ROUNDS, threads);
     return qe_peak_measure(scalar, QPEAK_STEPS, QPEAK_ROUNDS, threads);
 }

@@ -15,9 +15,15 @@ double qe_peak_madd16_gmacs(int threads);
  * kernels (and of saturating u8s8 GEMMs such as ONNX Runtime's). */
 double qe_peak_maddubs_gmacs(int threads);
 
+/* The u8s8 cell of saturating u8 x s8 GEMMs such as ONNX Runtime's MLAS on AVX2: vpmaddubsw
+ * (32 MACs), vpmaddwd with ones to widen its pair sums, vpaddd. The yardstick of such runtimes,
+ * so their published ratios compare with ours. */
+double qe_peak_u8s8_gmacs(int threads);
+
 /* The loops: `iters` rounds of 8 independent steps, returning a value derived from the
  * accumulators so the work cannot be optimised away. */
 int qe_peak_madd16_loop__avx2(long iters);
 int qe_peak_maddubs_loop__avx2(long iters);
+int qe_peak_u8s8_loop__avx2(long iters);
 
 #endif

@@ -45,3 +45,32 @@ int qe_peak_maddubs_loop__avx2(long iters)
 {
     QPEAK_BODY(_mm256_set1_epi8, "vpmaddubsw", "vpaddw", _mm256_add_epi16);
 }
+
+/* The u8s8 cell: vpmaddubsw, its pair sums widened by vpmaddwd with ones, vpaddd. */
+#define U8S8_STEP(s, a, m, ones)                                                  \
+    do {                                                                          \
+        __m256i t_;                                                               \
+        __asm__ volatile("vpmaddubsw %2, %1, %0" : "=x"(t_) : "x"(a), "x"(m));    \
+        __asm__ volatile("vpmaddwd %1, %0, %0" : "+x"(t_) : "x"(ones));           \
+        __asm__ volatile("vpaddd %1, %0, %0" : "+x"(s) : "x"(t_));                \
+    } while (0)
+
+int qe_peak_u8s8_loop__avx2(long iters)
+{
+    __m256i x = _mm256_set1_epi8(3), y = _mm256_set1_epi8(5), ones = _mm256_set1_epi16(1);
+    __m256i a0 = _mm256_set1_epi8(1), a1 = _mm256_set1_epi8(2), a2 = _mm256_set1_epi8(3);
+    __m256i s0 = a0, s1 = a0, s2 = a0, s3 = a0, s4 = a0, s5 = a0, s6 = a0, s7 = a0;
+    for (long i = 0; i < iters; i++) {
+        U8S8_STEP(s0, a0, x, ones);
+        U8S8_STEP(s1, a1, x, ones);
+        U8S8_STEP(s2, a2, x, ones);
+        U8S8_STEP(s3, a0, y, ones);
+        U8S8_STEP(s4, a1, y, ones);
+        U8S8_STEP(s5, a2, y, ones);
+        U8S8_STEP(s6, a0, x, ones);
+        U8S8_STEP(s7, a1, y, ones);
+    }
+    __m256i s = _mm256_add_epi32(_mm256_add_epi32(_mm256_add_epi32(s0, s1), _mm256_add_epi32(s2, s3)),
+                                 _mm256_add_epi32(_mm256_add_epi32(s4, s5), _mm256_add_epi32(s6, s7)));
+    return _mm256_extract_epi32(s, 0);
+}

@@ -4,6 +4,7 @@
 #include "encoding.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "analyzer.h"
 #include "qe_util.h"
@@ -59,7 +60,7 @@ int qe_encoding_params_per_channel(const float *w, int channels, size_t per_chan
 }
 
 int qe_encoding_weight_codes(const float *w, int channels, size_t per_channel,
-                             const qe_encoding *enc, int8_t *k, float *delta_w, float *wq,
+                             const qe_encoding *enc, int16_t *k, float *delta_w, float *wq,
                              char *err)
 {
     int bad_channel = -1;
@@ -67,27 +68,29 @@ int qe_encoding_weight_codes(const float *w, int channels, size_t per_channel,
     for (int c = 0; c < channels; c++) {
         qe_qparams p = qe_qparams_from_encoding(&enc[c]);
         const float *wc = w + (size_t)c * per_channel;
+        int16_t *kc = k ? k + (size_t)c * per_channel : NULL;
 
         if (delta_w)
             delta_w[c] = p.delta_f;
+        if (kc && enc[c].bw > QE_WCODE_MAX_BW) {
+            if (bad_channel < 0)
+                bad_channel = c;
+            memset(kc, 0, per_channel * sizeof *kc);
+            kc = NULL;
+        }
         for (size_t i = 0; i < per_channel; i++) {
             int code = qe_quantize(wc[i], &p);
-            int kk = code - p.z;
             if (wq)
                 wq[(size_t)c * per_channel + i] = qe_dequantize(code, &p);
-            if (!k)
-                continue;
-            if (kk < INT8_MIN || kk > INT8_MAX) {
-                if (bad_channel < 0)
-                    bad_channel = c;
-                kk = 0;
-            }
-            k[(size_t)c * per_channel + i] = (int8_t)kk;
+            /* §1.6: an entirely non-negative channel has offset 0, so k = code reaches
+             * 2^bw - 1 (255), beyond int8; with bw <= QE_WCODE_MAX_BW every k fits int16. */
+            if (kc)
+                kc[i] = (int16_t)(code - p.z);
         }
     }
     if (bad_channel >= 0)
-        return qe_err(err, "weight channel %d: codes of its %d-bit encoding (zero point %d) do "
-                      "not fit int8", bad_channel, enc[bad_channel].bw,
-                      qe_qparams_from_encoding(&enc[bad_channel]).z);
+        return qe_err(err, "weight channel %d: its encoding has %d bits; integer weight codes "
+                      "are supported up to %d bits", bad_channel, enc[bad_channel].bw,
+                      QE_WCODE_MAX_BW);
     return 0;
 }

@@ -26,16 +26,23 @@ void qe_encoding_from_minmax(int bw, double min, double max, int symmetric, qe_e
 int qe_encoding_params_per_channel(const float *w, int channels, size_t per_channel, int bw,
                                    qe_encoding *out);
 
+/* Integer weight codes are produced for encodings of at most this many bits. Their codes
+ * and zero points lie in 0..255 (§1.4, §1.5), so k = code - z lies in -255..255: int16 holds
+ * it, and the §9.2 accumulator of up to 255 * 255 * K stays within int32 for every ResNet
+ * layer (K <= 4608). */
+#define QE_WCODE_MAX_BW 8
+
 /* §1.5, §1.6, §9.1: quantizes each channel c of w with enc[c] (as the QDQ kernel does, from
  * min/max/bw only, §1.4). Outputs, each optional (NULL):
- *   k        [channels][per_channel]  integer codes k = Q(w) - z, e.g. -128..127 (8 bit)
+ *   k        [channels][per_channel]  integer codes k = Q(w) - z: -128..127 for a signed
+ *                                     symmetric 8-bit channel, 0..255 for an unsigned one
+ *                                     (entirely non-negative, offset 0, §1.6)
  *   delta_w  [channels]               delta_f of each channel
  *   wq       [channels][per_channel]  QDQ'd weights (float)((double)delta_f * k)
- * Fails (-1, message in err) if k is requested and a code does not fit int8 - the case of
- * an unsigned 8-bit channel (§1.6, offset 0, k up to 255) or of bw > 8; wq and delta_w are
- * still complete then. */
+ * Fails (-1, message in err) if k is requested and a channel's bw exceeds QE_WCODE_MAX_BW
+ * (its codes k are then left 0); wq and delta_w are still complete then. */
 int qe_encoding_weight_codes(const float *w, int channels, size_t per_channel,
-                             const qe_encoding *enc, int8_t *k, float *delta_w, float *wq,
+                             const qe_encoding *enc, int16_t *k, float *delta_w, float *wq,
                              char *err);
 
 #endif

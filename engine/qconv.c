@@ -54,8 +54,10 @@ static size_t elem_bytes(const qe_qgemm_kernel *k) { return k->kr == 2 ? 2 : 1; 
 
 /* The packing follows the codes actually present rather than wbits: the c4 kernels are exact
  * only for |k| <= QE_QGEMM_SUM4_KMAX (qgemm.h), which covers 4-bit codes, signed or not (§1.6),
- * and the faster depth-8 one for |k| <= QE_QGEMM_SUM8_KMAX, the signed 4-bit codes. */
-static const qe_qgemm_kernel *select_kernel(const int8_t *k, size_t count)
+ * and the faster depth-8 one for |k| <= QE_QGEMM_SUM8_KMAX, the signed 4-bit codes. Every
+ * other layer, among them any with an unsigned 8-bit channel (codes up to 255, §1.6), gets
+ * the c2 kernels, whose int16 weights and int32 pair sums hold any such code exactly. */
+static const qe_qgemm_kernel *select_kernel(const int16_t *k, size_t count)
 {
     int kmax = 0;
     for (size_t i = 0; i < count; i++)
@@ -69,7 +71,7 @@ static const qe_qgemm_kernel *select_kernel(const int8_t *k, size_t count)
 }
 
 void qe_qconv_init(qe_qconv *c, int cin, int cout, int kh, int kw, int stride, int pad, int wbits,
-                   const int8_t *k)
+                   const int16_t *k)
 {
     memset(c, 0, sizeof *c);
     c->cin = cin;
@@ -99,13 +101,13 @@ void qe_qconv_init(qe_qconv *c, int cin, int cout, int kh, int kw, int stride, i
         for (size_t ci = 0; ci < (size_t)cin; ci++) {
             for (size_t ky = 0; ky < (size_t)kh; ky++) {
                 for (size_t kx = 0; kx < (size_t)kw; kx++) {
-                    int8_t v = k[((co * (size_t)cin + ci) * (size_t)kh + ky) * (size_t)kw + kx];
+                    int16_t v = k[((co * (size_t)cin + ci) * (size_t)kh + ky) * (size_t)kw + kx];
                     size_t kk = (ky * (size_t)kw + kx) * (size_t)cin + ci;
                     size_t idx = ((panel + kk / kr) * QE_QGEMM_NR + lane) * kr + kk % kr;
                     if (kr == 2)
                         ((int16_t *)c->wpack)[idx] = v;
                     else
-                        ((int8_t *)c->wpack)[idx] = v;
+                        ((int8_t *)c->wpack)[idx] = (int8_t)v;   /* |v| <= 16 here */
                     sum += (uint32_t)v;
                 }
             }

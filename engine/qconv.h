@@ -21,7 +21,7 @@
 
 typedef struct qe_qconv {
     int cin, cout, kh, kw, stride, pad;
-    int wbits;             /* 8 or 4: weight codes lie in [-2^(wbits-1), 2^(wbits-1)-1] (or [0, 2^wbits-1], §1.6) */
+    int wbits;             /* 8 or 4: codes in [-2^(wbits-1), 2^(wbits-1)-1], or [0, 2^wbits-1] (unsigned, §1.6) */
     void *wpack;           /* kernel-specific packed weights (owned) */
     int32_t *wsum;         /* [cout] sum of the weight codes, for the zero-point compensation (owned) */
     void *priv;
@@ -34,9 +34,13 @@ typedef struct qe_requant {
     qe_qparams out;        /* encoding of the output codes */
 } qe_requant;
 
-/* k: [cout][cin][kh][kw] weight codes k = code - z (§9.1), each within the range of wbits. */
+/* k: [cout][cin][kh][kw] weight codes k = code - z (§9.1), each channel's signed (-128..127
+ * for 8 bits) or unsigned (0..255, §1.6), both kinds possibly in one layer. Any codes in
+ * -255..255 (those of every encoding of at most 8 bits, encoding.h) give the exact result
+ * while K = kh * kw * cin <= 33025, so that |acc| <= 255 * 255 * K fits int32 (§9.2). The
+ * kernels are chosen from the codes themselves (qconv.c); wbits is recorded only. */
 void qe_qconv_init(qe_qconv *c, int cin, int cout, int kh, int kw, int stride, int pad, int wbits,
-                   const int8_t *k);
+                   const int16_t *k);
 void qe_qconv_free(qe_qconv *c);
 /* in: [n][h][w][cin] codes with zero point zx; out: [n][oh][ow][cout] codes. */
 void qe_qconv_forward(const qe_qconv *c, const uint8_t *in, int n, int h, int w, int zx,

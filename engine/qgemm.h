@@ -13,7 +13,9 @@
  *
  * Two packings, chosen per layer from the weight codes at init (qconv.c):
  *   c2 ("qu8s8"): B as int16 pairs [K/2][16][2], A as zero-extended uint16 codes. vpmaddwd sums
- *                 two products of at most 255 * 255 each in int32: exact for any 8-bit code.
+ *                 two products of at most 255 * 255 each in int32: exact for any code of an
+ *                 8-bit encoding, signed (-128..127) or unsigned (0..255, §1.6), which int8
+ *                 could not hold.
  *   c4 ("qu8s4"): B as int8 quads [K/4][16][4], A as uint8 codes. vpmaddubsw forms int16 sums of
  *                 two products of at most 255 * |k|, and the kernels add d of those in int16
  *                 before widening: 2 * d * 255 * |k| <= 32767 keeps every int16 sum exact, so

@@ -324,7 +324,7 @@ static int build(qe_qsim *q, char *err)
         q->aq[i].qp = qe_qparams_from_encoding(&q->aq[i].enc);
     for (int i = 0; i < q->nlayers; i++) {
         size_t nw = (size_t)q->cout[i] * q->per[i];
-        int8_t *k = qe_malloc(nw);
+        int16_t *k = qe_malloc(nw * sizeof *k);
         float *dw = qe_malloc((size_t)q->cout[i] * sizeof(float));
         char e[QE_ERR_LEN];
         if (qe_encoding_weight_codes(q->w[i], q->cout[i], q->per[i], q->penc[i], k, dw, NULL, e)) {

@@ -105,6 +105,9 @@ static int run_case(qe_scheme scheme, int bw, int sym, const float *data, const 
     return rc;
 }
 
+/* Channels of the reference's cases with codes beyond int8 (unsigned 8-bit, §1.6). */
+static int unsigned8_channels;
+
 static void check_perchannel(FILE *man, const float *blob, size_t *pos, size_t blob_n,
                              const char *name, int bw, int C, int P)
 {
@@ -115,11 +118,11 @@ static void check_perchannel(FILE *man, const float *blob, size_t *pos, size_t b
     *pos += 3 * cp;
 
     qe_encoding *enc = qe_calloc((size_t)C, sizeof *enc);
-    int8_t *k = qe_malloc(cp);
+    int16_t *k = qe_malloc(cp * sizeof *k);
     float *wq = qe_malloc(cp * sizeof(float));
     float *delta = qe_malloc((size_t)C * sizeof(float));
     char err[QE_ERR_LEN] = "";
-    int fits_int8 = 1, k_ok = 1, wq_ok = 1;
+    int k_ok = 1, wq_ok = 1;
 
     CHECK(qe_encoding_params_per_channel(w, C, (size_t)P, bw, enc) == 0);
     for (int c = 0; c < C; c++) {
@@ -132,16 +135,19 @@ static void check_perchannel(FILE *man, const float *blob, size_t *pos, size_t b
             print_encoding("reference", &ref);
         }
     }
-    for (size_t i = 0; i < cp; i++)
-        fits_int8 &= k_ref[i] >= -128 && k_ref[i] <= 127;
+    for (int c = 0; c < C; c++) {
+        int beyond_int8 = 0;
+        for (size_t i = (size_t)c * P; i < (size_t)(c + 1) * P; i++)
+            beyond_int8 |= k_ref[i] > 127;
+        unsigned8_channels += beyond_int8;
+    }
 
+    /* Unsigned channels (§1.6, codes up to 255 at 8 bits) included. */
     int rc = qe_encoding_weight_codes(w, C, (size_t)P, enc, k, delta, wq, err);
-    /* An unsigned 8-bit channel (§1.6) has codes up to 255: reported, wq still complete. */
-    CHECKF(rc == (fits_int8 ? 0 : -1), "%s: weight_codes rc %d (%s)", name, rc, err);
-    CHECK(fits_int8 || strstr(err, "int8") != NULL);
+    CHECKF(rc == 0, "%s: weight_codes rc %d (%s)", name, rc, err);
     for (size_t i = 0; i < cp; i++) {
         wq_ok &= memcmp(&wq[i], &wq_ref[i], sizeof(float)) == 0;
-        k_ok &= !fits_int8 || k[i] == (int)k_ref[i];
+        k_ok &= k[i] == (int)k_ref[i];
     }
     CHECKF(wq_ok, "%s: QDQ'd weights differ from the reference", name);
     CHECKF(k_ok, "%s: weight codes differ from the reference", name);
@@ -223,7 +229,9 @@ static void test_analyzers_vs_reference(void)
     CHECK(pos == blob_n);
     CHECK(cases > 300);
     CHECK(threaded >= 3);
-    fprintf(stderr, "analyzers: %d cases vs reference\n", cases);
+    CHECK(unsigned8_channels >= 1);
+    fprintf(stderr, "analyzers: %d cases vs reference (%d unsigned 8-bit channels)\n", cases,
+            unsigned8_channels);
     free(raw);
 }
 
@@ -322,6 +330,83 @@ static void test_from_minmax(void)
     qe_encoding_from_minmax(8, -1.0, 3.0, 0, &e);
     CHECK(e.delta == 4.0 / 255 && e.offset == -round(1.0 / (4.0 / 255)));
     CHECK(e.min == e.delta * e.offset && e.max == 4.0 + e.min);
+}
+
+/* §1.6 and §2.2.7: the per-channel symmetric encoding of an entirely non-negative channel is
+ * the unsigned one, offset 0, so its codes k = code run over 0..2^bw-1 (up to 255, beyond int8),
+ * next to a signed channel's -2^(bw-1)..2^(bw-1)-1; all against the formulas of §2.2.8, §1.4
+ * and §1.5 written out here. Encodings of more than QE_WCODE_MAX_BW bits have no integer codes. */
+static void test_weight_codes_unsigned(void)
+{
+    enum { C = 3, P = 300 };
+    float w[C * P], wq[C * P], wq8[C * P], dw[C];
+    int16_t k[C * P], k8[C * P];
+    qe_encoding enc[C], enc16[C];
+    char err[QE_ERR_LEN];
+    uint32_t s = 12345;
+
+    for (int i = 0; i < P; i++) {
+        s = s * 1664525u + 1013904223u;
+        float u = (float)(s >> 8) / 16777216.0f;                /* [0, 1) */
+        w[i] = u * 0.3f;                                         /* non-negative */
+        w[P + i] = (u - 0.5f) * 0.3f;                            /* signed */
+        w[2 * P + i] = i % 7 == 0 ? 0.0f : u * u * 0.05f;        /* non-negative, zeros */
+    }
+    for (int bw = 8; bw >= 4; bw -= 4) {
+        const float S = (float)((1 << bw) - 1);
+        int kmax = 0, ok = 1;
+        REQUIRE(qe_encoding_params_per_channel(w, C, P, bw, enc) == 0);
+        for (int c = 0; c < C; c++) {
+            if (c == 1) {
+                CHECK(enc[c].offset == -(1 << (bw - 1)));
+                continue;
+            }
+            /* §2.2.8 with the winner (d, 0): min = d * 0, max = d * S + min */
+            float d = (float)enc[c].delta;
+            CHECKF(enc[c].symmetric && enc[c].offset == 0.0 && enc[c].min == 0.0 &&
+                   enc[c].max == (double)(d * S), "bw %d channel %d", bw, c);
+        }
+        CHECKF(qe_encoding_weight_codes(w, C, P, enc, k, dw, wq, err) == 0, "bw %d: %s", bw, err);
+        for (int c = 0; c < C; c++) {
+            qe_qparams p = qe_qparams_from_encoding(&enc[c]);
+            int lo = c == 1 ? -(1 << (bw - 1)) : 0;
+            int hi = c == 1 ? (1 << (bw - 1)) - 1 : (1 << bw) - 1;
+            CHECK(p.z == -lo);
+            CHECK(dw[c] == p.delta_f);
+            for (int i = c * P; i < (c + 1) * P; i++) {
+                float x = fmaxf(fminf(w[i], p.max_f), p.min_f);
+                int code = (int)roundf(x / p.delta_f - p.offset_f);
+                float want_wq = (float)((double)p.delta_f * (double)(code - p.z));
+                ok &= k[i] == code - p.z && k[i] >= lo && k[i] <= hi &&
+                      memcmp(&wq[i], &want_wq, sizeof want_wq) == 0;
+                if (c != 1)
+                    kmax = k[i] > kmax ? k[i] : kmax;
+            }
+        }
+        CHECKF(ok, "bw %d: codes or QDQ'd weights differ from §1.5", bw);
+        /* the channels must reach past the signed range for the test to mean anything */
+        CHECKF(kmax > (1 << (bw - 1)) - 1, "bw %d: largest unsigned code %d", bw, kmax);
+        if (bw == 8) {
+            memcpy(k8, k, sizeof k);
+            memcpy(wq8, wq, sizeof wq);
+        }
+    }
+
+    /* Wider encodings: k is refused (naming the channel and its width), wq still computed. */
+    REQUIRE(qe_encoding_params_per_channel(w, C, P, 16, enc16) == 0);
+    err[0] = '\0';
+    CHECK(qe_encoding_weight_codes(w, C, P, enc16, k, dw, wq, err) == -1);
+    CHECKF(strstr(err, "channel 0") && strstr(err, "16 bits"), "'%s'", err);
+    CHECK(qe_encoding_weight_codes(w, C, P, enc16, NULL, dw, wq, err) == 0);
+    REQUIRE(qe_encoding_params_per_channel(w, C, P, 8, enc) == 0);
+    enc[2] = enc16[2];
+    CHECK(qe_encoding_weight_codes(w, C, P, enc, k, dw, wq, err) == -1);
+    CHECKF(strstr(err, "channel 2") != NULL, "'%s'", err);
+    int rest_ok = 1;
+    for (int i = 0; i < C * P; i++)
+        rest_ok &= i < 2 * P ? k[i] == k8[i] && memcmp(&wq[i], &wq8[i], sizeof wq[i]) == 0
+                             : k[i] == 0;
+    CHECK(rest_ok);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -782,6 +867,7 @@ int main(void)
     qe_enctable golden[4];
 
     test_from_minmax();
+    test_weight_codes_unsigned();
     test_analyzer_edge_inputs();
     test_bucket_index_paths();
     test_analyzers_vs_reference();

@@ -8,9 +8,11 @@
  * panels or of the K granules, row counts that are not multiples of the micro-kernel rows,
  * 1x1/3x3/7x7 kernels, strides 1/2, pads 0/1/3 (including windows entirely in the padding),
  * with rows read in place from the input, through im2col, and both mixed in one tile.
- * Weights include codes at the extremes of their range everywhere (-128/127, -8/7), where a
- * kernel relying on vpmaddubsw's saturating sums would fail; encodings include min < 0 and
- * min = 0 and power-of-two scales that put many values exactly on the .5 ties of §1.5.
+ * Weights include codes at the extremes of their range everywhere (-128/127, -8/7, 255), where a
+ * kernel relying on vpmaddubsw's saturating sums would fail, and the unsigned 8-bit channels of
+ * §1.6 (codes 0..255, beyond int8) alone and mixed with signed channels in one layer; encodings
+ * include min < 0 and min = 0 and power-of-two scales that put many values exactly on the .5
+ * ties of §1.5.
  */
 #include <math.h>
 #include <omp.h>
@@ -54,9 +56,16 @@ static const shape shapes[] = {
     {96, 40, 1, 2, 0, 2, 9, 9},     /* downsample read in place */
 };
 
-enum wmode { W_RANDOM8, W_EXTREME8, W_RANDOM4, W_EXTREME4, W_UNSIGNED4, W_NMODES };
-static const char *wmode_name[] = {"random8", "extreme8", "random4", "extreme4", "unsigned4"};
-static const int wmode_bits[] = {8, 8, 4, 4, 4};
+/* W_UNSIGNED8: every channel unsigned 8-bit (§1.6); W_MIXED8: unsigned 8-bit, signed 8-bit and
+ * unsigned 4-bit channels in turn, sharing panels; W_ONE_UNSIGNED8: signed 4-bit codes but for
+ * the last channel, an unsigned 8-bit one, which alone must move the layer off the c4 kernels. */
+enum wmode {
+    W_RANDOM8, W_EXTREME8, W_RANDOM4, W_EXTREME4, W_UNSIGNED4, W_UNSIGNED8, W_MIXED8,
+    W_ONE_UNSIGNED8, W_NMODES
+};
+static const char *wmode_name[] = {"random8",   "extreme8", "random4", "extreme4",
+                                   "unsigned4", "unsigned8", "mixed8", "one-unsigned8"};
+static const int wmode_bits[] = {8, 8, 4, 4, 4, 8, 8, 8};
 
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 static uint32_t rnd(void)
@@ -68,14 +77,22 @@ static uint32_t rnd(void)
 }
 static int rnd_range(int lo, int hi) { return lo + (int)(rnd() % (uint32_t)(hi - lo + 1)); }
 
-static int8_t weight_code(int mode)
+/* A code of output channel co of a layer with cout channels. */
+static int16_t weight_code(int mode, int co, int cout)
 {
     switch (mode) {
-    case W_RANDOM8: return (int8_t)rnd_range(-128, 127);
+    case W_RANDOM8: return (int16_t)rnd_range(-128, 127);
     case W_EXTREME8: return rnd() & 1 ? 127 : -128;
-    case W_RANDOM4: return (int8_t)rnd_range(-8, 7);
+    case W_RANDOM4: return (int16_t)rnd_range(-8, 7);
     case W_EXTREME4: return rnd() & 1 ? 7 : -8;
-    default: return (int8_t)(rnd() & 1 ? 15 : rnd_range(0, 15));
+    case W_UNSIGNED4: return (int16_t)(rnd() & 1 ? 15 : rnd_range(0, 15));
+    case W_UNSIGNED8: return (int16_t)(rnd() & 1 ? 255 : rnd_range(0, 255));
+    case W_MIXED8:
+        return co % 3 == 0 ? weight_code(W_UNSIGNED8, co, cout)
+               : co % 3 == 1 ? weight_code(W_RANDOM8, co, cout)
+                             : weight_code(W_UNSIGNED4, co, cout);
+    default:
+        return weight_code(co == cout - 1 ? W_UNSIGNED8 : W_RANDOM4, co, cout);
     }
 }
 
@@ -89,7 +106,7 @@ typedef struct layer {
     shape s;
     int oh, ow;
     size_t M, K;
-    int8_t *k;             /* [cout][cin][k][k] */
+    int16_t *k;            /* [cout][cin][k][k] */
     uint8_t *in;           /* [n][h][w][cin] */
     double *scale, *bias;
     int zx;
@@ -155,7 +172,7 @@ static void layer_alloc(layer *L, const shape *s)
     L->ow = qe_conv_out_size(s->w, s->k, s->stride, s->pad);
     L->M = (size_t)s->n * L->oh * L->ow;
     L->K = (size_t)s->k * s->k * s->cin;
-    L->k = malloc(L->K * s->cout);
+    L->k = malloc(L->K * s->cout * sizeof *L->k);
     L->in = malloc((size_t)s->n * s->h * s->w * s->cin);
     L->scale = malloc(s->cout * sizeof(double));
     L->bias = malloc(s->cout * sizeof(double));
@@ -240,7 +257,7 @@ static void test_random_layers(void)
                 L.rq.relu = combo & 1;
                 L.rq.out = outs[(combo >> 1) % 4];
                 for (size_t i = 0; i < L.K * L.s.cout; i++)
-                    L.k[i] = weight_code(mode);
+                    L.k[i] = weight_code(mode, (int)(i / L.K), L.s.cout);
                 size_t nin = (size_t)L.s.n * L.s.h * L.s.w * L.s.cin;
                 for (size_t i = 0; i < nin; i++) {
                     /* one combination in four takes the extreme codes 0/255 only */
@@ -260,19 +277,22 @@ static void test_random_layers(void)
 /* All input codes 255 (or 0 with z_x = 255) against one weight code everywhere: with -128,
  * every vpmaddubsw pair of 8-bit codes would saturate (2 * 255 * 128 > 32767); -8 and 8 give
  * the largest int16 sums the depth-8 kernel forms (16 * 255 * 8 = 32640), 15, 16 and -16 those
- * of the depth-4 kernel (8 * 255 * 16 = 32640), and 17 must go to the 16-bit kernel. */
+ * of the depth-4 kernel (8 * 255 * 16 = 32640), and 17 must go to the 16-bit kernel; 255, the
+ * largest unsigned 8-bit code (§1.6), gives its largest pair sums (2 * 255 * 255) and, as 128
+ * does, would wrap as an int8 weight. */
 static void test_saturation_trap(void)
 {
     static const shape s = {64, 32, 3, 1, 1, 2, 6, 6};
-    static const int8_t codes[] = {-128, -8, 8, 15, 16, -16, 17};
-    for (int v = 0; v < 2 * (int)sizeof codes; v++) {
+    static const int16_t codes[] = {-128, -8, 8, 15, 16, -16, 17, 128, 255};
+    for (int v = 0; v < 2 * (int)(sizeof codes / sizeof codes[0]); v++) {
         layer L;
         layer_alloc(&L, &s);
         L.zx = v & 1 ? 0 : 255;
         L.rq.out = qparams(-3.0, 2.5);
         L.rq.relu = 0;
         memset(L.in, v & 1 ? 255 : 0, (size_t)s.n * s.h * s.w * s.cin);
-        memset(L.k, codes[v / 2], L.K * s.cout);
+        for (size_t i = 0; i < L.K * s.cout; i++)
+            L.k[i] = codes[v / 2];
         set_scales(&L);
         char what[64];
         snprintf(what, sizeof what, "saturation trap k=%d, %s", codes[v / 2],
@@ -296,7 +316,7 @@ static void test_ties(void)
             L.rq.relu = v >> 1;
             L.rq.out = v & 1 ? qparams(-32.0, 31.75) : qparams(0.0, 63.75);
             for (size_t i = 0; i < L.K * L.s.cout; i++)
-                L.k[i] = (int8_t)rnd_range(-3, 3);
+                L.k[i] = (int16_t)rnd_range(-3, 3);
             size_t nin = (size_t)L.s.n * L.s.h * L.s.w * L.s.cin;
             for (size_t i = 0; i < nin; i++)
                 L.in[i] = (uint8_t)(L.zx + rnd_range(-3, 3));
@@ -334,7 +354,8 @@ static void test_nonfinite(void)
         L.rq.relu = v & 1;
         L.rq.out = outs[v % 3];
         for (size_t i = 0; i < L.K * s.cout; i++)
-            L.k[i] = weight_code(v < 3 ? W_RANDOM8 : W_RANDOM4);
+            L.k[i] = weight_code(v < 2 ? W_RANDOM8 : v < 3 ? W_MIXED8 : W_RANDOM4,
+                                 (int)(i / L.K), s.cout);
         for (size_t i = 0; i < (size_t)s.n * s.h * s.w * s.cin; i++)
             L.in[i] = (uint8_t)rnd();
         for (int co = 0; co < s.cout; co++) {
@@ -375,7 +396,7 @@ static void test_rounding_edges(void)
         L.rq.relu = v & 1;
         L.rq.out = outs[v / 2 % 3];
         for (size_t i = 0; i < L.K * s.cout; i++)
-            L.k[i] = weight_code(v < 6 ? W_RANDOM8 : W_RANDOM4);
+            L.k[i] = weight_code(v < 6 ? W_RANDOM8 : W_RANDOM4, (int)(i / L.K), s.cout);
         for (size_t i = 0; i < (size_t)s.n * s.h * s.w * s.cin; i++)
             L.in[i] = (uint8_t)rnd();
         for (int co = 0; co < s.cout; co++) {
@@ -407,7 +428,7 @@ static void test_rounding_edges(void)
 /* Output size zero (kernel larger than the padded image): nothing is written. */
 static void test_empty_output(void)
 {
-    int8_t k[3 * 3 * 2 * 4] = {0};
+    int16_t k[3 * 3 * 2 * 4] = {0};
     uint8_t in[2 * 2 * 2] = {0}, out[8];
     double sc[4] = {1, 1, 1, 1}, b[4] = {0};
     qe_requant rq = {sc, b, 0, qparams(-1.0, 1.0)};

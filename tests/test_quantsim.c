@@ -4,14 +4,19 @@
  *    identical bit for bit for the 32 evaluation images;
  *  - calibration (§3.6) on the 64 golden calibration images in 2 batches of 32: every
  *    encoding's min/max/scale/offset identical as doubles, parameters and activations.
- * All four configs, plus the CLE'd ResNet18 written as a BN-free zoo-style checkpoint.
+ * All four configs, plus the CLE'd ResNet18 written as a BN-free zoo-style checkpoint, and
+ * unsigned 8-bit weight channels (§1.6), which the goldens lack, against §9.2 written here.
  */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "conv.h"
+#include "cpu.h"
 #include "encfile.h"
+#include "encoding.h"
 #include "image.h"
 #include "pipeline.h"
 #include "qsim.h"
@@ -202,11 +207,152 @@ static void check_calibration(const char *dir, const char *calib_list, const cha
     qe_enctable_free(&ours);
 }
 
+/* §9.2 literally for image 0 of a layer (square input, CHW codes as captured), int64 sums over
+ * the valid window; the number of output codes (CHW) that differ from it. */
+static long ref_layer_diff(const uint8_t *in, int cin, int h, const qe_qparams *qin,
+                           const int16_t *k, const float *dw, const float *bias, int cout, int ks,
+                           int stride, int pad, int relu, const qe_qparams *qout, const uint8_t *out)
+{
+    int oh = qe_conv_out_size(h, ks, stride, pad);
+    long bad = 0;
+    for (int c = 0; c < cout; c++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < oh; ox++) {
+                int64_t acc = 0;
+                for (int ci = 0; ci < cin; ci++)
+                    for (int ky = 0; ky < ks; ky++)
+                        for (int kx = 0; kx < ks; kx++) {
+                            int iy = oy * stride - pad + ky, ix = ox * stride - pad + kx;
+                            if (iy >= 0 && iy < h && ix >= 0 && ix < h)
+                                acc += (int64_t)(in[((size_t)ci * h + iy) * h + ix] - qin->z) *
+                                       k[(((size_t)c * cin + ci) * ks + ky) * ks + kx];
+                        }
+                double y = (double)acc * ((double)qin->delta_f * (double)dw[c]);
+                y = y + (double)bias[c];
+                float yf = (float)y;
+                if (relu)
+                    yf = fmaxf(yf, 0.0f);
+                bad += out[((size_t)c * oh + oy) * oh + ox] != qe_quantize(yf, qout);
+            }
+    return bad;
+}
+
+static qe_qparams table_qparams(const qe_enctable *t, const char *key)
+{
+    const qe_encentry *e = qe_enctable_find(t, key);
+    qe_qparams p = {0};
+    CHECKF(e != NULL, "%s", key);
+    return e ? qe_qparams_from_encoding(&e->enc[0]) : p;
+}
+
+/*
+ * §1.6: one channel each of the stem, of layer2.1.conv1 and of fc made entirely non-negative
+ * gets the unsigned 8-bit encoding (offset 0, codes up to 255). After calibration on two
+ * random images the network builds; image 0's stem relu codes and fc codes equal §9.2 computed
+ * here from the exported encodings, its logits are the fc codes dequantized (§9.7), and the
+ * portable kernels, in a network built from the same encodings, give the same logits.
+ */
+static void check_unsigned_channels(void)
+{
+    enum { N = 2, STEM_CH = 5, MID_CH = 100, FC_CH = 7 };
+    const size_t stem_per = 3 * 7 * 7, fc_per = 512, stem_out = 64 * 112 * 112;
+    qe_resnet_params p;
+    REQUIRE(load_params(qtest_build("models/resnet18.pth"), QE_ARCH_RESNET18, &p) == 0);
+    int mid = -1;
+    for (int i = 0; i < p.desc->nconvs; i++)
+        if (strcmp(p.desc->convs[i].name, "layer2.1.conv1") == 0)
+            mid = i;
+    REQUIRE(mid >= 0);
+    size_t mid_per = (size_t)p.desc->convs[mid].cin * 9;
+    for (size_t i = 0; i < stem_per; i++)
+        p.w[0][STEM_CH * stem_per + i] = fabsf(p.w[0][STEM_CH * stem_per + i]);
+    for (size_t i = 0; i < mid_per; i++)
+        p.w[mid][MID_CH * mid_per + i] = fabsf(p.w[mid][MID_CH * mid_per + i]);
+    for (size_t i = 0; i < fc_per; i++)
+        p.fc_w[FC_CH * fc_per + i] = fabsf(p.fc_w[FC_CH * fc_per + i]);
+
+    float *x = malloc(N * QE_TENSOR_FLOATS * sizeof *x);
+    uint32_t s = 2024;
+    for (size_t i = 0; i < N * QE_TENSOR_FLOATS; i++) {
+        s = s * 1664525u + 1013904223u;
+        x[i] = -2.0f + 4.5f * (float)(s >> 8) / 16777216.0f;   /* about the normalised range */
+    }
+    char err[QE_ERR_LEN];
+    qe_qsim *q = qe_qsim_create(&p, 8, QE_SCHEME_TF_ENHANCED, err);
+    REQUIRE(q);
+    qe_qsim_calibrate_batch(q, x, N);
+    CHECKF(qe_qsim_calibrate_finish(q, err) == 0, "%s", err);
+    qe_enctable t;
+    qe_enctable_init(&t);
+    CHECKF(qe_qsim_export(q, &t, err) == 0, "%s", err);
+    const qe_encentry *ws = qe_enctable_find(&t, "conv1.weight"), *wf = qe_enctable_find(&t, "fc.weight");
+    const qe_encentry *wm = qe_enctable_find(&t, "layer2.1.conv1.weight");
+    REQUIRE(ws && wf && wm);
+    CHECK(ws->enc[STEM_CH].offset == 0 && wm->enc[MID_CH].offset == 0 && wf->enc[FC_CH].offset == 0);
+    CHECK(ws->enc[0].offset == -128 && wf->enc[0].offset == -128);
+
+    int16_t *ks = malloc(64 * stem_per * sizeof *ks), *kf = malloc(1000 * fc_per * sizeof *kf);
+    float dws[64], dwf[1000];
+    CHECKF(qe_encoding_weight_codes(p.w[0], 64, stem_per, ws->enc, ks, dws, NULL, err) == 0, "%s", err);
+    CHECKF(qe_encoding_weight_codes(p.fc_w, 1000, fc_per, wf->enc, kf, dwf, NULL, err) == 0, "%s", err);
+    int kmax_stem = 0, kmax_fc = 0;
+    for (size_t i = 0; i < stem_per; i++)
+        kmax_stem = ks[STEM_CH * stem_per + i] > kmax_stem ? ks[STEM_CH * stem_per + i] : kmax_stem;
+    for (size_t i = 0; i < fc_per; i++)
+        kmax_fc = kf[FC_CH * fc_per + i] > kmax_fc ? kf[FC_CH * fc_per + i] : kmax_fc;
+    CHECKF(kmax_stem > 127 && kmax_fc > 127, "largest codes %d, %d: within int8", kmax_stem, kmax_fc);
+
+    uint8_t *in = malloc(QE_CROP_BYTES), *relu = malloc(stem_out), avg[512], fcc[1000];
+    float *logits = malloc(N * 1000 * sizeof *logits), *logits_p = malloc(N * 1000 * sizeof *logits_p);
+    REQUIRE(qe_qsim_capture(q, "conv1.input", in, QE_CROP_BYTES) == 0);
+    qe_qsim_forward(q, x, 1, logits);
+    REQUIRE(qe_qsim_capture(q, "relu.output", relu, stem_out) == 0);
+    qe_qsim_forward(q, x, 1, logits);
+    REQUIRE(qe_qsim_capture(q, "avgpool.output", avg, sizeof avg) == 0);
+    qe_qsim_forward(q, x, 1, logits);
+    REQUIRE(qe_qsim_capture(q, "fc.output", fcc, sizeof fcc) == 0);
+    qe_qsim_forward(q, x, N, logits);
+
+    qe_qparams qin = table_qparams(&t, "conv1.input"), qrelu = table_qparams(&t, "relu.output");
+    qe_qparams qavg = table_qparams(&t, "avgpool.output"), qfc = table_qparams(&t, "fc.output");
+    long bad_stem = ref_layer_diff(in, 3, QE_CROP, &qin, ks, dws, p.b[0], 64, 7, 2, 3, 1, &qrelu, relu);
+    long bad_fc = ref_layer_diff(avg, 512, 1, &qavg, kf, dwf, p.fc_b, 1000, 1, 1, 0, 0, &qfc, fcc);
+    CHECKF(bad_stem == 0 && bad_fc == 0, "%ld stem and %ld fc codes differ from §9.2", bad_stem, bad_fc);
+    int varied = 0, bad_logit = 0;
+    for (size_t i = 1; i < 112 * 112; i++)
+        varied |= relu[STEM_CH * 112 * 112 + i] != relu[STEM_CH * 112 * 112];
+    CHECKF(varied, "the unsigned stem channel's codes are constant");
+    for (int c = 0; c < 1000; c++) {
+        float want = qe_dequantize(fcc[c], &qfc);
+        bad_logit += memcmp(&logits[c], &want, sizeof want) != 0;
+    }
+    CHECK(bad_logit == 0);
+
+    qe_cpu_force_portable(1);
+    qe_qsim *qp = qe_qsim_create(&p, 8, QE_SCHEME_TF_ENHANCED, err);
+    CHECK(qp != NULL);
+    if (qp) {
+        CHECKF(qe_qsim_load_encodings(qp, &t, err) == 0, "%s", err);
+        qe_qsim_forward(qp, x, N, logits_p);
+        CHECKF(memcmp(logits, logits_p, N * 1000 * sizeof *logits) == 0, "portable logits differ");
+    }
+    qe_cpu_force_portable(0);
+    fprintf(stderr, "unsigned channels: largest codes %d (stem) %d (fc), %ld + %ld codes differ\n",
+            kmax_stem, kmax_fc, bad_stem, bad_fc);
+    qe_qsim_free(qp);
+    qe_qsim_free(q);
+    qe_enctable_free(&t);
+    qe_resnet_params_free(&p);
+    free(x), free(ks), free(kf), free(in), free(relu), free(logits), free(logits_p);
+}
+
 int main(int argc, char **argv)
 {
     static const char *codes18[] = {"conv1.input", "maxpool.output", "layer2.0.relu.output", "layer4.1.relu.output",
                                     "avgpool.output", "fc.output"};
     const char *only = argc > 1 ? argv[1] : NULL;
+    if (!only || strcmp(only, "unsigned8") == 0)
+        check_unsigned_channels();
     static const struct { const char *cfg, *arch; int bw; } cfgs[] = {
         {"resnet18_w8a8", "resnet18", 8}, {"resnet18_w4a8", "resnet18", 4},
         {"resnet50_w8a8", "resnet50", 8}, {"resnet50_w4a8", "resnet50", 4}};
