@@ -80,7 +80,7 @@ static double time_layer(const qe_conv_shape *s, int batch, int wbits, double mi
         bias[c] = 0.01 * (c % 13);
     }
     qe_encoding enc = {8, 0, -2.0, 3.0, 0, 0};
-    qe_requant rq = {scale, bias, 1, qe_qparams_from_encoding(&enc)};
+    qe_requant rq = {scale, bias, 1, qe_qparams_from_encoding(&enc), NULL, NULL};
     qe_qconv c;
     qe_qconv_init(&c, s->cin, s->cout, s->k, s->k, s->stride, s->pad, wbits, k);
 

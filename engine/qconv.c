@@ -343,7 +343,7 @@ void qe_qconv_forward(const qe_qconv *c, const uint8_t *in, int n, int h, int w,
         bias[j] = rq->bias[j];
     }
     qe_qgemm_out o = {acc0, scale, bias, rq->relu, rq->out.min_f, rq->out.max_f, rq->out.delta_f,
-                      rq->out.offset_f};
+                      rq->out.offset_f, rq->add, out, rq->residual};
 
     qconv_geom g = {h, w, oh, ow, zx, kern->kr == 2, pv->kp * elem_bytes(kern), 0, 1, pv->kp};
     size_t run = (size_t)c->kw * (size_t)c->cin, mr = (size_t)kern->mr;

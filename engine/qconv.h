@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "qdq.h"
+#include "qops.h"
 
 typedef struct qe_qconv {
     int cin, cout, kh, kw, stride, pad;
@@ -32,6 +33,10 @@ typedef struct qe_requant {
     const double *bias;    /* [cout] (double)bias'[c] */
     int relu;
     qe_qparams out;        /* encoding of the output codes */
+    /* Optional, §9.3 fused into the epilogue: each output code q becomes add(q, r), r the code
+     * at the same position of residual (shaped like the output; may not alias it). */
+    const qe_qops_add_op *add;
+    const uint8_t *residual;
 } qe_requant;
 
 /* k: [cout][cin][kh][kw] weight codes k = code - z (§9.1), each channel's signed (-128..127

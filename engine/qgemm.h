@@ -30,6 +30,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "qops.h"
+
 #define QE_QGEMM_NR 16         /* output channels per packed panel and per micro-kernel call */
 #define QE_QGEMM_SUM8_KMAX 8   /* largest |k| for int16 sums of 8 vpmaddubsw (16 * 255 * 8) */
 #define QE_QGEMM_SUM4_KMAX 16  /* the same for sums of 4 (8 * 255 * 16 <= 32767) */
@@ -42,6 +44,10 @@ typedef struct qe_qgemm_out {
     const double *bias;
     int relu;
     float min_f, max_f, delta_f, offset_f;
+    /* §9.3 fused: when add is not NULL, the code q stored at address p becomes add(q, r), r the
+     * residual code at res_base + (p - out_base) (the residual tensor is shaped like the output). */
+    const qe_qops_add_op *add;
+    const uint8_t *out_base, *res_base;
 } qe_qgemm_out;
 
 /*

@@ -41,6 +41,11 @@ static inline void gemm_rows(size_t m, size_t nc, size_t ks, size_t kc, const vo
         uint8_t *crow = c + i * c_stride;
         for (size_t j = 0; j < nc; j++)
             crow[j] = qe_qgemm_requant((int32_t)acc[j], o, n0 + j);
+        if (o->add) {
+            const uint8_t *rrow = o->res_base + (crow - o->out_base);
+            for (size_t j = 0; j < nc; j++)
+                crow[j] = o->add->lut[(size_t)crow[j] * 256 + rrow[j]];
+        }
     }
 }
 

@@ -6,23 +6,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-/*
- * qe_quantize() on 8 floats, as int32: the clamp (vminps/vmaxps return their second operand
- * when one is NaN, as fminf(NaN, max_f) = max_f), the true division of §1.5, and roundf as
- * trunc(v + copysign(0.5 - 2^-25, v)): adding 0.5 itself would round 0.5 - 2^-25 up to 1, the
- * slightly smaller constant never crosses an integer the wrong way (checked for every float of
- * magnitude below 2^31 against roundf).
- */
-static inline __m256i quantize8(__m256 x, __m256 max_f, __m256 min_f, __m256 delta_f,
-                                __m256 offset_f)
-{
-    const __m256 half = _mm256_set1_ps(0.49999997f);
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    __m256 v = _mm256_max_ps(_mm256_min_ps(x, max_f), min_f);
-    v = _mm256_sub_ps(_mm256_div_ps(v, delta_f), offset_f);
-    __m256 h = _mm256_or_ps(half, _mm256_and_ps(v, sign));
-    return _mm256_cvttps_epi32(_mm256_add_ps(v, h));
-}
+#include "qdq__avx2.h"
 
 void qe_qops_quantize_chw3__avx2(const qe_qparams *qp, const float *x, size_t hw, size_t p0,
                                  size_t p1, uint8_t *out)
@@ -37,9 +21,9 @@ void qe_qops_quantize_chw3__avx2(const qe_qparams *qp, const float *x, size_t hw
                                            0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, -1, -1, -1, -1);
     size_t p = p0;
     for (; p + 8 <= p1; p += 8) {
-        __m256i q0 = _mm256_and_si256(quantize8(_mm256_loadu_ps(x + p), max_f, min_f, delta_f, offset_f), low);
-        __m256i q1 = _mm256_and_si256(quantize8(_mm256_loadu_ps(x + hw + p), max_f, min_f, delta_f, offset_f), low);
-        __m256i q2 = _mm256_and_si256(quantize8(_mm256_loadu_ps(x + 2 * hw + p), max_f, min_f, delta_f, offset_f),
+        __m256i q0 = _mm256_and_si256(qe_quantize8__avx2(_mm256_loadu_ps(x + p), max_f, min_f, delta_f, offset_f), low);
+        __m256i q1 = _mm256_and_si256(qe_quantize8__avx2(_mm256_loadu_ps(x + hw + p), max_f, min_f, delta_f, offset_f), low);
+        __m256i q2 = _mm256_and_si256(qe_quantize8__avx2(_mm256_loadu_ps(x + 2 * hw + p), max_f, min_f, delta_f, offset_f),
                                       low);
         __m256i w01 = _mm256_packus_epi32(q0, q1), w22 = _mm256_packus_epi32(q2, q2);
         __m256i b = _mm256_shuffle_epi8(_mm256_packus_epi16(w01, w22), order);
@@ -57,36 +41,20 @@ void qe_qops_quantize_chw3__avx2(const qe_qparams *qp, const float *x, size_t hw
         qe_qops_quantize_chw3__scalar(qp, x, hw, p, p1, out);
 }
 
-/* §9.1 D(q) of 8 codes (the low 8 bytes of c): (float)((double)delta_f * (q - z)) is one
- * rounding of an exact product of at most 24 + 9 bits, which the f32 multiply performs too. */
-static inline __m256 dequantize8(__m128i c, __m256i z, __m256 delta_f)
-{
-    __m256i q = _mm256_sub_epi32(_mm256_cvtepu8_epi32(c), z);
-    return _mm256_mul_ps(_mm256_cvtepi32_ps(q), delta_f);
-}
-
-/* §9.3 in f32 vectors, 32 codes a step: the two dequantized operands' sum, max(s, 0) as
- * vmaxps(s, 0) (which also takes NaN to 0, as s > 0 ? s : 0 does), then qe_quantize(). The tail
- * goes through the table. */
+/* §9.3, 32 codes a step (qdq__avx2.h); the tail goes through the table. */
 void qe_qops_add_row__avx2(uint8_t *a, const uint8_t *b, size_t count, const qe_qops_add_op *op)
 {
-    const __m256i za = _mm256_set1_epi32(op->qa.z), zb = _mm256_set1_epi32(op->qb.z);
-    const __m256 da = _mm256_set1_ps(op->qa.delta_f), db = _mm256_set1_ps(op->qb.delta_f);
-    const __m256 max_f = _mm256_set1_ps(op->qo.max_f), min_f = _mm256_set1_ps(op->qo.min_f);
-    const __m256 delta_f = _mm256_set1_ps(op->qo.delta_f), offset_f = _mm256_set1_ps(op->qo.offset_f);
-    const __m256 zero = _mm256_setzero_ps();
+    const qe_add8_consts k = qe_add8_consts_load(op);
     /* The packs work per 128-bit lane: of each group g's 8 codes they leave the first 4 in
      * dword g and the last 4 in dword 4 + g; this gathers them back in memory order. */
     const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
-    const __m256i low = _mm256_set1_epi32(0xFF);   /* (uint8_t) of the scalar path */
     size_t i = 0;
     for (; i + 32 <= count; i += 32) {
         __m256i q[4];
         for (int g = 0; g < 4; g++) {
             __m128i ca = _mm_loadl_epi64((const __m128i *)(a + i + 8 * g));
             __m128i cb = _mm_loadl_epi64((const __m128i *)(b + i + 8 * g));
-            __m256 s = _mm256_add_ps(dequantize8(ca, za, da), dequantize8(cb, zb, db));
-            q[g] = _mm256_and_si256(quantize8(_mm256_max_ps(s, zero), max_f, min_f, delta_f, offset_f), low);
+            q[g] = qe_add8__avx2(_mm256_cvtepu8_epi32(ca), cb, &k);
         }
         __m256i w = _mm256_packus_epi16(_mm256_packus_epi32(q[0], q[1]), _mm256_packus_epi32(q[2], q[3]));
         _mm256_storeu_si256((__m256i *)(a + i), _mm256_permutevar8x32_epi32(w, order));

@@ -468,9 +468,11 @@ static void capture(qe_qsim *q, int qi, const uint8_t *codes, int hw, int c)
     }
 }
 
-static void qconv(qe_qsim *q, int layer, const uint8_t *in, int n, int h, int relu, int out_q, uint8_t *out)
+/* add, residual: NULL, or the block's §9.3 residual add fused into this conv's epilogue. */
+static void qconv(qe_qsim *q, int layer, const uint8_t *in, int n, int h, int relu, int out_q, uint8_t *out,
+                  const qe_qops_add_op *add, const uint8_t *residual)
 {
-    qe_requant rq = {q->scale[layer], q->biasd[layer], relu, q->aq[out_q].qp};
+    qe_requant rq = {q->scale[layer], q->biasd[layer], relu, q->aq[out_q].qp, add, residual};
     qe_qconv_forward(&q->qc[layer], in, n, h, h, q->aq[q->in_q[layer]].qp.z, &rq, out);
 }
 
@@ -501,7 +503,7 @@ void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits)
     uint8_t *cur = q->ibuf[0], *t1 = q->ibuf[1], *t2 = q->ibuf[2], *t3 = q->ibuf[3];
     qe_qops_quantize_input(&q->aq[q->q_input].qp, x, n, t3);
     capture(q, q->q_input, t3, QE_CROP * QE_CROP, 3);
-    qconv(q, 0, t3, n, QE_CROP, 1, q->q_relu, t1);
+    qconv(q, 0, t3, n, QE_CROP, 1, q->q_relu, t1, NULL, NULL);
     int h = qe_conv_out_size(QE_CROP, 7, 2, 3);
     capture(q, q->q_relu, t1, h * h, 64);
     qe_qops_maxpool_3x3s2(t1, n, h, 64, q->maxpool_lut, cur);
@@ -516,23 +518,29 @@ void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits)
         int ih = h;
         for (int i = 0; i < blk->nconv - 1; i++) {
             const qe_conv_desc *cd = &d->convs[blk->conv[i]];
-            qconv(q, blk->conv[i], src, n, ih, 1, q->q_brelu[b], bufs[i]);
+            qconv(q, blk->conv[i], src, n, ih, 1, q->q_brelu[b], bufs[i], NULL, NULL);
             ih = qe_conv_out_size(ih, cd->k, cd->stride, cd->pad);
             src = bufs[i];
         }
         const qe_conv_desc *last = &d->convs[blk->conv[blk->nconv - 1]];
         uint8_t *out = blk->nconv == 3 ? t1 : t2;
-        qconv(q, blk->conv[blk->nconv - 1], src, n, ih, 0, q->q_out[b], out);
-        ih = qe_conv_out_size(ih, last->k, last->stride, last->pad);
-        size_t cnt = (size_t)n * ih * ih * last->cout;
-        capture(q, q->q_out[b], out, ih * ih, last->cout);
+        const int oh = qe_conv_out_size(ih, last->k, last->stride, last->pad);
         const uint8_t *id = cur;
         if (blk->downsample >= 0) {
-            qconv(q, blk->downsample, cur, n, h, 0, q->q_ds[b], t3);
-            capture(q, q->q_ds[b], t3, ih * ih, last->cout);
+            qconv(q, blk->downsample, cur, n, h, 0, q->q_ds[b], t3, NULL, NULL);
+            capture(q, q->q_ds[b], t3, oh * oh, last->cout);
             id = t3;
         }
-        qe_qops_add(out, id, q->add[b], cnt);
+        /* The add runs in the last conv's epilogue, unless that conv's own codes are being
+         * captured (they then exist only in the unfused order). */
+        if (q->cap_q == q->q_out[b]) {
+            qconv(q, blk->conv[blk->nconv - 1], src, n, ih, 0, q->q_out[b], out, NULL, NULL);
+            capture(q, q->q_out[b], out, oh * oh, last->cout);
+            qe_qops_add(out, id, q->add[b], (size_t)n * oh * oh * last->cout);
+        } else {
+            qconv(q, blk->conv[blk->nconv - 1], src, n, ih, 0, q->q_out[b], out, q->add[b], id);
+        }
+        ih = oh;
         capture(q, q->q_brelu[b], out, ih * ih, last->cout);
         if (out == t1)
             t1 = cur;
@@ -545,7 +553,7 @@ void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits)
     }
     qe_qops_avgpool(cur, n, h * h, c, &q->aq[cur_q].qp, &q->aq[q->q_avgpool].qp, t1);
     capture(q, q->q_avgpool, t1, 1, c);
-    qconv(q, d->nconvs, t1, n, 1, 0, q->q_fc, t2);
+    qconv(q, d->nconvs, t1, n, 1, 0, q->q_fc, t2, NULL, NULL);
     capture(q, q->q_fc, t2, 1, 1000);
     const qe_qparams *fq = &q->aq[q->q_fc].qp;
     for (size_t i = 0; i < (size_t)n * 1000; i++)

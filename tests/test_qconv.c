@@ -274,6 +274,59 @@ static void test_random_layers(void)
     }
 }
 
+/* §9.3 fused into the conv epilogue: for every shape, 8- and 4-bit weights, both paths, the
+ * codes must equal the unfused conv followed by the add table (residual codes random, and the
+ * extremes 0 and 255; outputs of a short last panel must not read the residual past its end). */
+static void test_fused_add(void)
+{
+    const qe_qparams outs[] = {qparams(-32.0, 31.75), qparams(0.0, 6.02)};
+    const qe_qparams ids[] = {qparams(0.0, 9.5), qparams(-4.0, 3.0)};
+    const qe_qparams sums[] = {qparams(0.0, 12.0), qparams(0.0, 0.9)};
+    qe_qops_add_op *op = malloc(sizeof *op);
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        for (int v = 0; v < 4; v++) {
+            const int mode = v & 1 ? W_RANDOM4 : W_RANDOM8;
+            layer L;
+            layer_alloc(&L, &shapes[si]);
+            L.zx = v & 2 ? 128 : 5;
+            L.rq.relu = 0;
+            L.rq.out = outs[v >> 1];
+            for (size_t i = 0; i < L.K * L.s.cout; i++)
+                L.k[i] = weight_code(mode, (int)(i / L.K), L.s.cout);
+            size_t nin = (size_t)L.s.n * L.s.h * L.s.w * L.s.cin, nout = L.M * (size_t)L.s.cout;
+            for (size_t i = 0; i < nin; i++)
+                L.in[i] = (uint8_t)rnd();
+            set_scales(&L);
+            uint8_t *plain = run(&L, 1, wmode_bits[mode]);
+            /* The residual sits at the end of its allocation: reading past it trips ASan. */
+            uint8_t *res = malloc(nout ? nout : 1);
+            for (size_t i = 0; i < nout; i++)
+                res[i] = (uint8_t)(i % 7 == 0 ? (i & 8 ? 255 : 0) : rnd());
+            qe_qops_add_init(op, &L.rq.out, &ids[v & 1], &sums[(v >> 1) & 1]);
+            qe_cpu_force_portable(1);
+            qe_qops_add(plain, res, op, nout);
+            qe_cpu_force_portable(0);
+            L.rq.add = op;
+            L.rq.residual = res;
+            for (int port = 1; port >= 0; port--) {
+                if (!port && !qe_cpu_get()->avx2)
+                    break;
+                uint8_t *fused = run(&L, port, wmode_bits[mode]);
+                long bad = 0;
+                for (size_t i = 0; i < nout; i++)
+                    bad += fused[i] != plain[i];
+                CHECKF(bad == 0, "fused add, shape %zu variant %d (portable=%d): %ld codes differ", si,
+                       v, port, bad);
+                free(fused);
+            }
+            free(plain);
+            free(res);
+            layer_free(&L);
+        }
+    }
+    free(op);
+}
+
 /* All input codes 255 (or 0 with z_x = 255) against one weight code everywhere: with -128,
  * every vpmaddubsw pair of 8-bit codes would saturate (2 * 255 * 128 > 32767); -8 and 8 give
  * the largest int16 sums the depth-8 kernel forms (16 * 255 * 8 = 32640), 15, 16 and -16 those
@@ -431,7 +484,7 @@ static void test_empty_output(void)
     int16_t k[3 * 3 * 2 * 4] = {0};
     uint8_t in[2 * 2 * 2] = {0}, out[8];
     double sc[4] = {1, 1, 1, 1}, b[4] = {0};
-    qe_requant rq = {sc, b, 0, qparams(-1.0, 1.0)};
+    qe_requant rq = {sc, b, 0, qparams(-1.0, 1.0), NULL, NULL};
     qe_qconv c;
     qe_qconv_init(&c, 2, 4, 3, 3, 1, 0, 8, k);
     memset(out, 7, sizeof out);
@@ -652,6 +705,7 @@ int main(void)
     test_saturation_trap();
     test_ties();
     test_random_layers();
+    test_fused_add();
     /* Three threads split rows and channels differently (small layers share one im2col between
      * channel chunks); the result must not change. */
     omp_set_num_threads(3);
