@@ -20,6 +20,7 @@ COPY scripts scripts
 COPY server server
 COPY storage storage
 COPY tests tests
+COPY web web
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr/local \
  && cmake --build /build -j"$(nproc)" --target quanteval \
  && cmake --install /build

@@ -1,10 +1,11 @@
 /*
- * api.h - the daemon's HTTP API (server/API.md documents it endpoint by endpoint): the server
+ * api.h - the daemon's HTTP API (the README documents it endpoint by endpoint): the server
  * state the handlers share, and the handlers themselves.
  *
  *   api_models.c  health, models, classify (raw JPEG or multipart), TorchServe predictions,
- *                 metrics, the placeholder page
+ *                 metrics
  *   api_jobs.c    jobs (submit, list, progress, cancel) and runs (history, per class, CSV)
+ *   api_web.c     the dashboard's page, script and style sheet (embedded web/ files)
  *   serve.c       the route table, the server state's lifetime and the database handle pool
  */
 #ifndef QE_API_H
@@ -47,7 +48,6 @@ void qe_server_store_put(qe_server *s, qe_store *st);
 void qe_api_observe(void *app, const char *route, const char *capture, int status, double seconds);
 
 /* api_models.c */
-void qe_api_root(void *app, qe_http_req *r);
 void qe_api_ping(void *app, qe_http_req *r);
 void qe_api_health_live(void *app, qe_http_req *r);
 void qe_api_health_ready(void *app, qe_http_req *r);
@@ -65,5 +65,8 @@ void qe_api_job_cancel(void *app, qe_http_req *r);
 void qe_api_runs_list(void *app, qe_http_req *r);
 void qe_api_run_get(void *app, qe_http_req *r);
 void qe_api_run_predictions(void *app, qe_http_req *r);
+
+/* api_web.c: GET /, /app.js and /style.css (the route's path picks the file). */
+void qe_api_web(void *app, qe_http_req *r);
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * api_jobs.c - evaluation jobs and the run history (API.md). A job's id is the id of the run it
+ * api_jobs.c - evaluation jobs and the run history (README, HTTP daemon). A job's id is the id of the run it
  * records, so /v1/jobs/{id} and /v1/runs/{id} name the same evaluation.
  */
 #include <errno.h>
@@ -366,9 +366,13 @@ void qe_api_runs_list(void *app, qe_http_req *r)
 static int class_row(void *ctx, const qe_store_class *c)
 {
     json_t *a = ctx;
-    const char *wnid = c->label >= 0 && c->label < QE_NUM_CLASSES ? qe_classes()[c->label].wnid : "";
-    json_array_append_new(a, json_pack("{s:i,s:s,s:I,s:I,s:I}", "label", (int)c->label, "wnid", wnid, "total",
-                                       (json_int_t)c->total, "correct1", (json_int_t)c->correct1, "correct5",
+    int known = c->label >= 0 && c->label < QE_NUM_CLASSES;
+    char name[128] = "";
+    const char *wnid = known ? qe_classes()[c->label].wnid : "";
+    if (known)
+        qe_classes_short_label((int)c->label, name, sizeof name);
+    json_array_append_new(a, json_pack("{s:i,s:s,s:s,s:I,s:I,s:I}", "label", (int)c->label, "wnid", wnid, "name", name,
+                                       "total", (json_int_t)c->total, "correct1", (json_int_t)c->correct1, "correct5",
                                        (json_int_t)c->correct5));
     return 0;
 }

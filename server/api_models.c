@@ -1,5 +1,5 @@
 /*
- * api_models.c - health, models, classify, metrics and the placeholder page (API.md).
+ * api_models.c - health, models, classify and metrics (README, HTTP daemon).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,17 +21,6 @@ void qe_api_observe(void *app, const char *route, const char *capture, int statu
     int about_model = strcmp(route, "classify") == 0 || strcmp(route, "predictions") == 0 || strcmp(route, "model") == 0;
     const char *model = about_model && capture && qe_registry_find(s->reg, capture) >= 0 ? capture : "";
     qe_metrics_request(s->metrics, route, model, status, seconds);
-}
-
-void qe_api_root(void *app, qe_http_req *r)
-{
-    static const char page[] =
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>quanteval</title></head>\n"
-        "<body><h1>quanteval</h1>\n<p>The dashboard is not there yet. The HTTP API is: "
-        "<a href=\"/v1/models\">/v1/models</a>, <a href=\"/v1/jobs\">/v1/jobs</a>, "
-        "<a href=\"/v1/runs\">/v1/runs</a>, <a href=\"/metrics\">/metrics</a>, "
-        "<a href=\"/v2/health/ready\">/v2/health/ready</a>.</p></body></html>\n";
-    qe_http_reply(r, 200, "text/html; charset=utf-8", page, sizeof page - 1);
 }
 
 void qe_api_ping(void *app, qe_http_req *r)

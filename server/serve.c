@@ -50,7 +50,7 @@ static void help(void)
          "  --http-threads N     HTTP threads (default 4)\n"
          "\n"
          "The API token (job submit/cancel) comes from the config's \"token\" or $QUANTEVAL_TOKEN.\n"
-         "SIGTERM or SIGINT: stop accepting, checkpoint the running job, exit 0. See server/API.md.");
+         "SIGTERM or SIGINT: stop accepting, checkpoint the running job, exit 0. The API is in the README.");
 }
 
 /* ---- server config ------------------------------------------------------------------------- */
@@ -394,7 +394,9 @@ void qe_server_store_put(qe_server *s, qe_store *st)
 }
 
 static const qe_http_route routes[] = {
-    {"GET", "/", "root", qe_api_root},
+    {"GET", "/", "dashboard", qe_api_web},
+    {"GET", "/app.js", "dashboard", qe_api_web},
+    {"GET", "/style.css", "dashboard", qe_api_web},
     {"GET", "/ping", "health", qe_api_ping},
     {"GET", "/v2/health/live", "health", qe_api_health_live},
     {"GET", "/v2/health/ready", "health", qe_api_health_ready},

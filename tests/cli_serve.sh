@@ -126,7 +126,22 @@ start_server
 expect_status "live at once" 200 GET /v2/health/live
 wait_ready && echo "ok: ready"
 expect_status "ping" 200 GET /ping
-expect_status "placeholder page" 200 GET /
+# ---- the dashboard: the web/ files byte for byte, with their types; the page under a CSP ----
+# header NAME REGEX: the last reply has header NAME with a value matching REGEX (extended), whole.
+header() { tr -d '\r' <"$TMP/headers" | grep -qiE "^$1: $2\$"; }
+# served_as FILE TYPE: the last reply is web/FILE as TYPE, revalidated before every reuse.
+served_as() { header Content-Type "$2" && header Cache-Control no-cache && header X-Content-Type-Options nosniff &&
+  cmp "$TMP/body" "$QE_SRC/web/$1"; }
+expect_status "dashboard page" 200 GET /
+check "GET / = web/index.html, text/html" served_as index.html 'text/html; charset=utf-8'
+check "GET /: Content-Security-Policy default-src 'self'" header Content-Security-Policy "default-src 'self'(;.*)?"
+check "GET /: loads app.js and style.css" grep -qzE '<link rel="stylesheet" href="style\.css">.*<script src="app\.js"' "$TMP/body"
+expect_status "dashboard script" 200 GET /app.js
+check "GET /app.js = web/app.js, text/javascript" served_as app.js 'text/javascript; charset=utf-8'
+expect_status "dashboard style sheet" 200 GET /style.css
+check "GET /style.css = web/style.css, text/css" served_as style.css 'text/css; charset=utf-8'
+expect_status "dashboard: other methods refused" 405 POST /app.js -d x
+expect_status "dashboard: no other files" 404 GET /index.html
 expect_status "models" 200 GET /v1/models
 check "models list: two ready, resnet50_fp32 unavailable with its reason" \
   $PY - "$TMP/body" <<'PY'
@@ -252,6 +267,8 @@ assert r["status"] == "done" and r["images"] == n == r["images_total"] and r["so
 assert r["dataset"] == "dev" and r["images_per_second"] > 0 and r["build_id"]
 pc = r["per_class"]
 assert len(pc) == n // 3 and all(c["total"] == 3 and c["wnid"] for c in pc)    # 3 images per class
+names = {c["wnid"]: c["name"] for c in pc}                                        # short labels, as classify's
+assert all(v and "," not in v for v in names.values()) and names.get("n01440764", "tench") == "tench", names
 assert sum(c["correct1"] for c in pc) == r["correct1"] and sum(c["correct5"] for c in pc) == r["correct5"]
 ours = list(csv.DictReader(open(f"{d}/predA.csv")))
 g = list(csv.DictReader(open(gold)))[:n]
