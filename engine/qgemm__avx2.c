@@ -77,44 +77,49 @@ static inline __m256i requant8(const int32_t *acc, const double *sc, const doubl
     return _mm256_cvttps_epi32(_mm256_add_ps(y, k->half));
 }
 
-/* The fused §9.3 residual add of 16 codes q0, q1 (as requant8 leaves them: at most 255,
- * negative meaning 0) at output address c (qgemm.h). A short row's residual is copied first so
- * that no byte past the tensor is read. */
-static inline void add_residual16(__m256i *q0, __m256i *q1, const qe_qgemm_out *o,
-                                  const qe_add8_consts *ak, const uint8_t *c, size_t nc)
+/* The fused §9.3 residual add of a tile's codes: row r's 16 codes are q[2 * r], q[2 * r + 1] (as
+ * requant8 leaves them: at most 255, negative meaning 0) and its output is at c + r * c_stride
+ * (qgemm.h). A short row's residual is copied first so that no byte past the tensor is read.
+ * Kept out of line: inlined into the kernels, it costs their GEMM loops registers. */
+static __attribute__((noinline)) void add_residual_tile(__m256i *q, size_t rows, const qe_qgemm_out *o,
+                                                        const uint8_t *c, size_t c_stride, size_t nc)
 {
-    const uint8_t *r = o->res_base + (c - o->out_base);
-    uint8_t tmp[QE_QGEMM_NR];
-    if (nc < QE_QGEMM_NR) {
-        memcpy(tmp, r, nc);
-        r = tmp;
-    }
+    const qe_add8_consts ak = qe_add8_consts_load(o->add);
     const __m256i zero = _mm256_setzero_si256();
-    *q0 = qe_add8__avx2(_mm256_max_epi32(*q0, zero), _mm_loadl_epi64((const __m128i *)r), ak);
-    *q1 = qe_add8__avx2(_mm256_max_epi32(*q1, zero), _mm_loadl_epi64((const __m128i *)(r + 8)), ak);
+    for (size_t r = 0; r < rows; r++, c += c_stride) {
+        const uint8_t *res = o->res_base + (c - o->out_base);
+        uint8_t tmp[QE_QGEMM_NR];
+        if (nc < QE_QGEMM_NR) {
+            memcpy(tmp, res, nc);
+            res = tmp;
+        }
+        q[2 * r] = qe_add8__avx2(_mm256_max_epi32(q[2 * r], zero), _mm_loadl_epi64((const __m128i *)res), &ak);
+        q[2 * r + 1] = qe_add8__avx2(_mm256_max_epi32(q[2 * r + 1], zero),
+                                     _mm_loadl_epi64((const __m128i *)(res + 8)), &ak);
+    }
 }
 
 /*
- * The epilogue of a tile: rows x 16 int32 sums (acc, 32-byte aligned, 16 per row) of channels
- * n0 .., requantized (and the residual added when o->add is set); the first nc codes of each
- * row are stored. Reading the sums from memory lets vcvtdq2pd take its operand straight from
- * L1, without the lane-crossing shuffle it needs from a register.
+ * The epilogue of a tile: rows (<= 6) x 16 int32 sums (acc, 32-byte aligned, 16 per row) of
+ * channels n0 .., requantized (and the residual added when o->add is set); the first nc codes
+ * of each row are stored. Reading the sums from memory lets vcvtdq2pd take its operand straight
+ * from L1, without the lane-crossing shuffle it needs from a register.
  */
 static inline __attribute__((always_inline)) void
 requant_tile(const int32_t *acc, size_t rows, const qe_qgemm_out *o, const rq_consts *k,
              size_t n0, uint8_t *c, size_t c_stride, size_t nc)
 {
     const double *sc = o->scale + n0, *bi = o->bias + n0;
-    qe_add8_consts ak;
+    __m256i q[12];
+    for (size_t r = 0; r < rows; r++) {
+        q[2 * r] = requant8(acc + r * QE_QGEMM_NR, sc, bi, k);
+        q[2 * r + 1] = requant8(acc + r * QE_QGEMM_NR + 8, sc + 8, bi + 8, k);
+    }
     if (o->add)
-        ak = qe_add8_consts_load(o->add);
-    for (size_t r = 0; r < rows; r++, acc += QE_QGEMM_NR, c += c_stride) {
-        __m256i q0 = requant8(acc, sc, bi, k);
-        __m256i q1 = requant8(acc + 8, sc + 8, bi + 8, k);
-        if (o->add)
-            add_residual16(&q0, &q1, o, &ak, c, nc);
+        add_residual_tile(q, rows, o, c, c_stride, nc);
+    for (size_t r = 0; r < rows; r++, c += c_stride) {
         /* Saturating packs (see requant8); the permute undoes their lane interleave. */
-        __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q0, q1), 0xD8);
+        __m256i w16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(q[2 * r], q[2 * r + 1]), 0xD8);
         __m128i b = _mm_packus_epi16(_mm256_castsi256_si128(w16),
                                      _mm256_extracti128_si256(w16, 1));
         if (nc == QE_QGEMM_NR) {
