@@ -15,7 +15,6 @@ struct qe_f32net {
     float *buf[4];                    /* activations of cap_n images: buf[0] the largest, see reserve */
     float *chunk[4];                  /* first-stage activations of QE_STAGE1_CHUNK images */
     int cap_n;
-    int stage1_blocks;                /* blocks before the first stride-2 one */
     size_t later_max;                 /* largest activation per image from that block on */
 };
 
@@ -45,14 +44,6 @@ static size_t blocks_act_max(const qe_resnet_desc *d, int b0, int h)
     return m;
 }
 
-static int block_strided(const qe_resnet_desc *d, int b)
-{
-    for (int i = 0; i < d->blocks[b].nconv; i++)
-        if (d->convs[d->blocks[b].conv[i]].stride > 1)
-            return 1;
-    return 0;
-}
-
 qe_f32net *qe_f32net_create(const qe_resnet_params *p)
 {
     qe_f32net *net = qe_calloc(1, sizeof *net);
@@ -62,10 +53,7 @@ qe_f32net *qe_f32net_create(const qe_resnet_params *p)
         qe_conv_f32_init(&net->conv[i], c->cin, c->cout, c->k, c->k, c->stride, c->pad, p->w[i], p->b[i]);
     }
     qe_conv_f32_init(&net->fc, p->desc->fc_in, 1000, 1, 1, 1, 0, p->fc_w, p->fc_b);
-    const qe_resnet_desc *d = p->desc;
-    while (net->stage1_blocks < d->nblocks && !block_strided(d, net->stage1_blocks))
-        net->stage1_blocks++;
-    net->later_max = blocks_act_max(d, net->stage1_blocks, QE_STEM_OUT);
+    net->later_max = blocks_act_max(p->desc, p->desc->stage1_blocks, QE_STEM_OUT);
     return net;
 }
 
@@ -207,7 +195,7 @@ static void reserve(qe_f32net *net, int n)
 void qe_f32net_forward(qe_f32net *net, const float *x, int n, float *logits)
 {
     const qe_resnet_desc *d = net->desc;
-    const int b1 = net->stage1_blocks;
+    const int b1 = d->stage1_blocks;
     reserve(net, n);
 
     /* First stage, a few images at a time (see QE_STAGE1_CHUNK), gathered in buf[0]. */

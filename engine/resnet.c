@@ -93,6 +93,14 @@ static void build(qe_resnet_desc *d, qe_arch arch)
     }
     macs += (double)d->fc_in * 1000;
     d->gmacs = macs * 1e-9;
+    for (d->stage1_blocks = 0; d->stage1_blocks < d->nblocks; d->stage1_blocks++) {
+        const qe_block_desc *blk = &d->blocks[d->stage1_blocks];
+        int strided = 0;
+        for (int i = 0; i < blk->nconv; i++)
+            strided |= d->convs[blk->conv[i]].stride > 1;
+        if (strided)
+            break;
+    }
 }
 
 static void build_all(void)

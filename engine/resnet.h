@@ -36,6 +36,7 @@ typedef struct qe_resnet_desc {
     qe_block_desc blocks[QE_MAX_BLOCKS];
     int fc_in;             /* 512 or 2048 */
     double gmacs;          /* multiply-accumulates per 224x224 image, in 1e9 */
+    int stage1_blocks;     /* blocks before the first with a stride-2 conv: those at 56x56 */
 } qe_resnet_desc;
 
 /* The static description of an architecture. */
