@@ -15,7 +15,7 @@ struct qe_f32net {
     float *buf[4];                    /* activations of cap_n images: buf[0] the largest, see reserve */
     float *chunk[4];                  /* first-stage activations of QE_STAGE1_CHUNK images */
     int cap_n;
-    size_t later_max;                 /* largest activation per image from that block on */
+    size_t later_max;                 /* largest activation per image after the first stage */
 };
 
 /* Largest activation of one image: 112x112x64 (stem) = 56x56x256 (ResNet50 layer1). */
@@ -64,8 +64,7 @@ void qe_f32net_free(qe_f32net *net)
     for (int i = 0; i < net->desc->nconvs; i++)
         qe_conv_f32_free(&net->conv[i]);
     qe_conv_f32_free(&net->fc);
-    for (int i = 0; i < 4; i++)
-        qe_free_aligned(net->buf[i]);
+    qe_f32net_trim(net);
     free(net);
 }
 
@@ -77,7 +76,10 @@ size_t qe_f32net_bytes(const qe_f32net *net)
         b += (size_t)c->cout * (c->cin * c->k * c->k + 1) * sizeof(float);
     }
     b += (size_t)1000 * (net->desc->fc_in + 1) * sizeof(float);
-    return b + ((size_t)net->cap_n * (QE_ACT_MAX + 3 * net->later_max) + (net->cap_n ? 4 * (size_t)QE_STAGE1_CHUNK * QE_ACT_MAX : 0)) * sizeof(float);
+    size_t acts = (size_t)net->cap_n * (QE_ACT_MAX + 3 * net->later_max);
+    if (net->cap_n)
+        acts += 4 * (size_t)QE_STAGE1_CHUNK * QE_ACT_MAX;
+    return b + acts * sizeof(float);
 }
 
 void qe_f32_chw_to_nhwc(const float *x, int n, float *out)
