@@ -12,6 +12,7 @@ int qe_cli_eval(int argc, char **argv);
 int qe_cli_classify(int argc, char **argv);
 int qe_cli_preprocess(int argc, char **argv);
 int qe_cli_synth(int argc, char **argv);
+int qe_cli_optimize(int argc, char **argv);  /* cli_optimize.c: BN fold + CLE */
 int qe_cli_serve(int argc, char **argv);     /* serve.c: the HTTP daemon */
 
 /* Shared helpers of the subcommands (cli_common.c). */

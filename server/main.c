@@ -17,6 +17,7 @@ static void usage(FILE *f)
           "  classify    top-5 classes of images\n"
           "  preprocess  write the preprocessed crops or tensors of images\n"
           "  synth       write a deterministic synthetic checkpoint (torch zip format)\n"
+          "  optimize    BN fold + Cross-Layer Equalization of a checkpoint (zoo BN-free layout)\n"
           "  version     print the version\n"
           "\n"
           "Run 'quanteval <command> --help' for the options of a command.\n",
@@ -40,6 +41,8 @@ int main(int argc, char **argv)
         return qe_cli_serve(argc - 1, argv + 1);
     if (strcmp(cmd, "synth") == 0)
         return qe_cli_synth(argc - 1, argv + 1);
+    if (strcmp(cmd, "optimize") == 0)
+        return qe_cli_optimize(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("quanteval %s\n", QE_BUILD_ID);
         return 0;
