@@ -183,12 +183,9 @@ int qe_cle_equalize(qe_arch arch, const qe_statedict *sd, qe_resnet_params *p, q
 static void cle_add(qe_statedict *sd, const char *name, int ndim, const int64_t *shape,
                     const float *data)
 {
-    qe_tensor *t = &sd->tensors[sd->count++];
-    memset(t, 0, sizeof *t);
-    t->name = qe_strdup(name);
+    qe_tensor *t = qe_statedict_push(sd, name);
     t->dtype = QE_DT_F32;
     t->ndim = ndim;
-    t->numel = 1;
     for (int i = 0; i < ndim; i++) {
         t->shape[i] = shape[i];
         t->numel *= shape[i];
@@ -202,7 +199,6 @@ void qe_cle_to_statedict(const qe_resnet_params *p, qe_statedict *out)
 {
     const qe_resnet_desc *d = p->desc;
     memset(out, 0, sizeof *out);
-    out->tensors = qe_calloc((size_t)d->nconvs * 2 + 2, sizeof(qe_tensor));
     snprintf(out->format, sizeof out->format, "cle");
     char key[64];
     /* reference/cle.py's order: convs in forward order (weight, bias), then fc */

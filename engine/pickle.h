@@ -138,9 +138,6 @@ extern const uint8_t qe_ckpt_legacy_magic[15];
 
 /* --------------------------------------------------------------------------- statedict.c */
 
-/* Appends an empty tensor named name (copied) and returns it for the reader to fill. */
-qe_tensor *qe_statedict_push(qe_statedict *sd, const char *name);
-
 /* Turns an unpickled checkpoint into *sd once every storage has its bytes: unwraps a
  * {"state_dict": ...} / {"model": ...} wrapper, requires a dict of tensors (BUILD only on that
  * dict, §7.5) and materialises every view contiguously. */

@@ -47,6 +47,9 @@ int qe_statedict_load(const char *path, size_t max_bytes, qe_statedict *sd, char
 /* Same, from memory (the buffer is not retained). */
 int qe_statedict_load_mem(const uint8_t *buf, size_t len, qe_statedict *sd, char *err);
 void qe_statedict_free(qe_statedict *sd);
+/* Appends an empty tensor named name (copied; numel 1, no data) and returns it for the caller
+ * (a reader or a builder) to fill; data must come from qe_malloc_aligned (freed with sd). */
+qe_tensor *qe_statedict_push(qe_statedict *sd, const char *name);
 
 /* NULL if absent. */
 const qe_tensor *qe_statedict_find(const qe_statedict *sd, const char *name);

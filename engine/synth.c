@@ -125,7 +125,6 @@ static double tailed_scale(double std)
 
 typedef struct builder {
     qe_statedict *sd;
-    int cap;
     qe_pcg64 rng;
     stats_reader stats;
     uint32_t bn_seen;
@@ -144,20 +143,11 @@ static void fail(builder *b, const char *what)
 static qe_tensor *push(builder *b, const char *module, const char *field, qe_dtype dt, int ndim,
                        const int64_t *shape)
 {
-    qe_statedict *sd = b->sd;
-    if (sd->count == b->cap) {
-        b->cap = b->cap ? 2 * b->cap : 64;
-        sd->tensors = qe_realloc(sd->tensors, (size_t)b->cap * sizeof *sd->tensors);
-    }
-    qe_tensor *t = &sd->tensors[sd->count++];
-    memset(t, 0, sizeof *t);
-
-    size_t n = strlen(b->prefix) + strlen(module) + strlen(field) + 2;
-    t->name = qe_malloc(n);
-    snprintf(t->name, n, "%s%s.%s", b->prefix, module, field);
+    char name[128];
+    snprintf(name, sizeof name, "%s%s.%s", b->prefix, module, field);
+    qe_tensor *t = qe_statedict_push(b->sd, name);
     t->dtype = dt;
     t->ndim = ndim;
-    t->numel = 1;
     for (int i = 0; i < ndim; i++) {
         t->shape[i] = shape[i];
         t->numel *= shape[i];
