@@ -71,10 +71,10 @@ static double check_layer(const qe_conv_f32 *c, const float *w, const float *bia
 
     qe_conv_f32 absconv;
     qe_conv_f32_init(&absconv, c->cin, c->cout, c->kh, c->kw, c->stride, c->pad, aw, ab);
-    qe_cpu_force_portable(1);
+    qe_cpu_cap(QE_ISA_PORTABLE);
     qe_conv_f32_forward(c, in, n, h, h, ref, NULL, 0);
     qe_conv_f32_forward(&absconv, ain, n, h, h, bound, NULL, 0);
-    qe_cpu_force_portable(0);
+    qe_cpu_cap(QE_ISA_BEST);
 
     double worst = 0;
     for (size_t i = 0; i < out_len; i++) {
@@ -109,9 +109,9 @@ static double check_f64acc(const layer *l, const float *in, int n, int h, size_t
                            const float *fast)
 {
     float *ref = qe_malloc_aligned(out_len * sizeof *ref);
-    qe_cpu_force_portable(1);
+    qe_cpu_cap(QE_ISA_PORTABLE);
     layer_forward(l, in, n, h, ref, 0);
-    qe_cpu_force_portable(0);
+    qe_cpu_cap(QE_ISA_BEST);
     size_t differ = 0;
     for (size_t i = 0; i < out_len; i++)
         differ += memcmp(&fast[i], &ref[i], sizeof *ref) != 0;

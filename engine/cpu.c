@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static qe_cpu g_cpu;
-static int g_forced_portable;
+static qe_cpu g_detected_cpu;      /* the hardware's rungs under QE_ISA */
+static qe_cpu g_capped[QE_ISA_BEST + 1];
+static int g_cap = QE_ISA_BEST;
 static int g_detected;
 
 static unsigned long long xgetbv0(void)
@@ -18,19 +19,31 @@ static unsigned long long xgetbv0(void)
 static void detect(void)
 {
     unsigned int a, b, c, d;
-    int avx2 = 0;
+    int avx2 = 0, vnni = 0;
     if (__get_cpuid(1, &a, &b, &c, &d)) {
-        int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1;
-        /* The OS must save YMM state (XCR0 bits 1 and 2) before AVX registers may be used. */
-        if (fma && osxsave && avx && (xgetbv0() & 6) == 6 && __get_cpuid_max(0, NULL) >= 7) {
+        int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
+        /* The OS must save YMM state (XCR0 bits 1 and 2) before AVX registers may be used, and
+         * the opmask and both halves of the ZMM state (bits 5-7) before AVX-512 ones. */
+        unsigned long long xcr0 = fma && osxsave && avx ? xgetbv0() : 0;
+        if ((xcr0 & 6) == 6 && __get_cpuid_max(0, NULL) >= 7) {
             __cpuid_count(7, 0, a, b, c, d);
-            avx2 = (b >> 5) & 1;
+            avx2 = (b >> 5) & 1 && f16c;
+            int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
+            int vnni_bit = (c >> 11) & 1;
+            vnni = avx2 && f && dq && bw && vl && vnni_bit && (xcr0 & 0xE6) == 0xE6;
         }
     }
     const char *isa = getenv("QE_ISA");
     if (isa && strcmp(isa, "portable") == 0)
-        avx2 = 0;
-    g_cpu.avx2 = avx2;
+        avx2 = vnni = 0;
+    if (isa && strcmp(isa, "avx2") == 0)
+        vnni = 0;
+    g_detected_cpu.avx2 = avx2;
+    g_detected_cpu.avx512vnni = vnni;
+    for (int i = 0; i <= QE_ISA_BEST; i++) {
+        g_capped[i].avx2 = avx2 && i >= QE_ISA_AVX2;
+        g_capped[i].avx512vnni = vnni && i >= QE_ISA_AVX512VNNI;
+    }
 }
 
 const qe_cpu *qe_cpu_get(void)
@@ -40,13 +53,19 @@ const qe_cpu *qe_cpu_get(void)
         detect();
         __atomic_store_n(&g_detected, 1, __ATOMIC_RELEASE);
     }
-    if (g_forced_portable) {
-        static const qe_cpu portable = {0};
-        return &portable;
-    }
-    return &g_cpu;
+    return &g_capped[g_cap];
 }
 
-void qe_cpu_force_portable(int on) { g_forced_portable = on; }
+qe_isa qe_cpu_isa(void)
+{
+    const qe_cpu *c = qe_cpu_get();
+    return c->avx512vnni ? QE_ISA_AVX512VNNI : c->avx2 ? QE_ISA_AVX2 : QE_ISA_PORTABLE;
+}
 
-const char *qe_cpu_isa_name(void) { return qe_cpu_get()->avx2 ? "avx2" : "portable"; }
+void qe_cpu_cap(qe_isa isa) { g_cap = isa < QE_ISA_PORTABLE || isa > QE_ISA_BEST ? QE_ISA_BEST : isa; }
+
+const char *qe_cpu_isa_name(void)
+{
+    static const char *const names[] = {"portable", "avx2", "avx512vnni"};
+    return names[qe_cpu_isa()];
+}

@@ -39,7 +39,7 @@ typedef struct qe_f32_gemm_config {
 } qe_f32_gemm_config;
 
 /* The AVX2+FMA table when qe_cpu_get()->avx2, else the portable one; read on every call so a
- * test can switch paths with qe_cpu_force_portable(). */
+ * test can switch paths with qe_cpu_cap(). */
 const qe_f32_gemm_config *qe_f32_gemm_config_get(void);
 /* The portable table (tests compare every path against it). */
 const qe_f32_gemm_config *qe_f32_gemm_config_scalar(void);

@@ -37,14 +37,15 @@ typedef struct qconv_priv {
     const qe_qgemm_kernel *kern;
     size_t kdim;           /* K = kh * kw * cin */
     size_t kp;             /* K rounded up to the kernel's kc_align */
-    size_t n16;            /* cout rounded up to QE_QGEMM_NR */
+    size_t npad;           /* cout rounded up to the kernel's nr */
 } qconv_priv;
 
-static const qe_qgemm_kernel kern_s8_scalar = {qe_qu8s8_gemm_ukernel_4x16c2__scalar, 4, 2, 2};
-static const qe_qgemm_kernel kern_s4_scalar = {qe_qu8s4_gemm_ukernel_4x16c4__scalar, 4, 4, 4};
-static const qe_qgemm_kernel kern_s8_avx2 = {qe_qu8s8_gemm_ukernel_6x16c2__avx2_madd16, 6, 2, 2};
-static const qe_qgemm_kernel kern_s4_avx2 = {qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum8, 6, 4, 32};
-static const qe_qgemm_kernel kern_u4_avx2 = {qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum4, 6, 4, 16};
+static const qe_qgemm_kernel kern_s8_scalar = {qe_qu8s8_gemm_ukernel_4x16c2__scalar, 4, 16, 2, 2};
+static const qe_qgemm_kernel kern_s4_scalar = {qe_qu8s4_gemm_ukernel_4x16c4__scalar, 4, 16, 4, 4};
+static const qe_qgemm_kernel kern_s8_avx2 = {qe_qu8s8_gemm_ukernel_6x16c2__avx2_madd16, 6, 16, 2, 2};
+static const qe_qgemm_kernel kern_s4_avx2 = {qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum8, 6, 16, 4, 32};
+static const qe_qgemm_kernel kern_u4_avx2 = {qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum4, 6, 16, 4, 16};
+static const qe_qgemm_kernel kern_s8_vnni = {qe_qu8s8_gemm_ukernel_8x32c4__avx512vnni, 8, 32, 4, 4};
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
@@ -52,16 +53,24 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
  * bytes with bytes (qgemm.h). */
 static size_t elem_bytes(const qe_qgemm_kernel *k) { return k->kr == 2 ? 2 : 1; }
 
-/* The packing follows the codes actually present rather than wbits: the c4 kernels are exact
- * only for |k| <= QE_QGEMM_SUM4_KMAX (qgemm.h), which covers 4-bit codes, signed or not (§1.6),
- * and the faster depth-8 one for |k| <= QE_QGEMM_SUM8_KMAX, the signed 4-bit codes. Every
- * other layer, among them any with an unsigned 8-bit channel (codes up to 255, §1.6), gets
- * the c2 kernels, whose int16 weights and int32 pair sums hold any such code exactly. */
+/* The packing follows the codes actually present rather than wbits. With VNNI, every layer
+ * whose codes fit int8 (all signed encodings of 8 bits or fewer) takes the vpdpbusd kernel.
+ * Otherwise the AVX2 c4 kernels are exact only for |k| <= QE_QGEMM_SUM4_KMAX (qgemm.h), which
+ * covers 4-bit codes, signed or not (§1.6), and the faster depth-8 one for
+ * |k| <= QE_QGEMM_SUM8_KMAX, the signed 4-bit codes. Every other layer, among them any with an
+ * unsigned 8-bit channel (codes up to 255, §1.6), gets the c2 kernels, whose int16 weights and
+ * int32 pair sums hold any such code exactly. */
 static const qe_qgemm_kernel *select_kernel(const int16_t *k, size_t count)
 {
-    int kmax = 0;
-    for (size_t i = 0; i < count; i++)
+    int kmax = 0, klo = 0, khi = 0;
+    for (size_t i = 0; i < count; i++) {
         kmax = abs(k[i]) > kmax ? abs(k[i]) : kmax;
+        klo = k[i] < klo ? k[i] : klo;
+        khi = k[i] > khi ? k[i] : khi;
+    }
+    /* VNNI's vpdpbusd is exact for any int8 weight, 4-bit or 8-bit (qgemm.h) */
+    if (qe_cpu_get()->avx512vnni && klo >= INT8_MIN && khi <= INT8_MAX)
+        return &kern_s8_vnni;
     if (qe_cpu_get()->avx2) {
         if (kmax <= QE_QGEMM_SUM8_KMAX)
             return &kern_s4_avx2;
@@ -87,27 +96,28 @@ void qe_qconv_init(qe_qconv *c, int cin, int cout, int kh, int kw, int stride, i
     pv->kern = select_kernel(k, kdim * (size_t)cout);
     pv->kdim = kdim;
     pv->kp = round_up(kdim, (size_t)pv->kern->kc_align);
-    pv->n16 = round_up((size_t)cout, QE_QGEMM_NR);
+    size_t nr = (size_t)pv->kern->nr;
+    pv->npad = round_up((size_t)cout, nr);
     c->priv = pv;
 
-    /* Panels of 16 channels, K-major inside: [n16/16][kp/kr][16][kr]; padding is zero weight. */
+    /* Panels of nr channels, K-major inside: [npad/nr][kp/kr][nr][kr]; padding is zero weight. */
     size_t kr = (size_t)pv->kern->kr, esize = elem_bytes(pv->kern);
-    c->wpack = qe_malloc_aligned(pv->n16 * pv->kp * esize);
-    memset(c->wpack, 0, pv->n16 * pv->kp * esize);
+    c->wpack = qe_malloc_aligned(pv->npad * pv->kp * esize);
+    memset(c->wpack, 0, pv->npad * pv->kp * esize);
     c->wsum = qe_calloc((size_t)cout, sizeof *c->wsum);
     for (size_t co = 0; co < (size_t)cout; co++) {
-        size_t panel = co / QE_QGEMM_NR * (pv->kp / kr), lane = co % QE_QGEMM_NR;
+        size_t panel = co / nr * (pv->kp / kr), lane = co % nr;
         uint32_t sum = 0;   /* wraps like the kernels' sums (qgemm.h) */
         for (size_t ci = 0; ci < (size_t)cin; ci++) {
             for (size_t ky = 0; ky < (size_t)kh; ky++) {
                 for (size_t kx = 0; kx < (size_t)kw; kx++) {
                     int16_t v = k[((co * (size_t)cin + ci) * (size_t)kh + ky) * (size_t)kw + kx];
                     size_t kk = (ky * (size_t)kw + kx) * (size_t)cin + ci;
-                    size_t idx = ((panel + kk / kr) * QE_QGEMM_NR + lane) * kr + kk % kr;
+                    size_t idx = ((panel + kk / kr) * nr + lane) * kr + kk % kr;
                     if (kr == 2)
                         ((int16_t *)c->wpack)[idx] = v;
                     else
-                        ((int8_t *)c->wpack)[idx] = (int8_t)v;   /* |v| <= 16 here */
+                        ((int8_t *)c->wpack)[idx] = (int8_t)v;   /* -128..127 here */
                     sum += (uint32_t)v;
                 }
             }
@@ -129,7 +139,7 @@ size_t qe_qconv_bytes(const qe_qconv *c)
     const qconv_priv *pv = c->priv;
     if (!pv)
         return 0;
-    return pv->n16 * pv->kp * elem_bytes(pv->kern) + (size_t)c->cout * sizeof *c->wsum;
+    return pv->npad * pv->kp * elem_bytes(pv->kern) + (size_t)c->cout * sizeof *c->wsum;
 }
 
 /* The im2col runs are short (21 codes per kernel row for the 7x7x3 stem) and many, so the copies
@@ -301,7 +311,7 @@ typedef struct qconv_plan {
 static qconv_plan plan(const qconv_priv *pv, size_t M, size_t a_stride)
 {
     qconv_plan p;
-    size_t mr = (size_t)pv->kern->mr, npanels = pv->n16 / QE_QGEMM_NR;
+    size_t mr = (size_t)pv->kern->mr, nr = (size_t)pv->kern->nr, npanels = pv->npad / nr;
     size_t threads = (size_t)omp_get_max_threads();
     size_t want = threads > 1 ? threads * QCONV_ITEMS_PER_THREAD : 1;
     p.mb = QCONV_ABLOCK_BYTES / a_stride / mr * mr;
@@ -317,8 +327,8 @@ static qconv_plan plan(const qconv_priv *pv, size_t M, size_t a_stride)
     size_t nsplit = p.mblocks >= want ? 1 : (want + p.mblocks - 1) / p.mblocks;
     if (nsplit > npanels)
         nsplit = npanels;
-    p.nb = (npanels + nsplit - 1) / nsplit * QE_QGEMM_NR;
-    p.nblocks = (pv->n16 + p.nb - 1) / p.nb;
+    p.nb = (npanels + nsplit - 1) / nsplit * nr;
+    p.nblocks = (pv->npad + p.nb - 1) / p.nb;
     return p;
 }
 
@@ -334,9 +344,9 @@ void qe_qconv_forward(const qe_qconv *c, const uint8_t *in, int n, int h, int w,
     size_t M = (size_t)n * (size_t)oh * (size_t)ow, cout = (size_t)c->cout;
 
     /* The epilogue's per-channel arrays, padded to whole panels. */
-    int32_t *acc0 = qe_calloc(pv->n16, sizeof *acc0);
-    double *scale = qe_calloc(pv->n16, sizeof *scale);
-    double *bias = qe_calloc(pv->n16, sizeof *bias);
+    int32_t *acc0 = qe_calloc(pv->npad, sizeof *acc0);
+    double *scale = qe_calloc(pv->npad, sizeof *scale);
+    double *bias = qe_calloc(pv->npad, sizeof *bias);
     for (size_t j = 0; j < cout; j++) {
         acc0[j] = (int32_t)(0u - (uint32_t)zx * (uint32_t)c->wsum[j]);
         scale[j] = rq->scale[j];
@@ -358,7 +368,8 @@ void qe_qconv_forward(const qe_qconv *c, const uint8_t *in, int n, int h, int w,
     int need_abuf = !g.inplace || c->pad > 0;
 
     qconv_plan p = plan(pv, M, g.a_stride);
-    size_t panel_bytes = pv->kp * QE_QGEMM_NR * elem_bytes(kern), block_bytes = p.mb * g.a_stride;
+    size_t nr = (size_t)kern->nr;
+    size_t panel_bytes = pv->kp * nr * elem_bytes(kern), block_bytes = p.mb * g.a_stride;
     size_t ind_len = (p.mb + mr - 1) / mr * mr * g.ks;
     /* Channel chunks of a row block share its indirection and im2col rows, built once by all
      * threads before any GEMM rather than once per chunk. Chunks only exist when M is small,
@@ -390,9 +401,9 @@ void qe_qconv_forward(const qe_qconv *c, const uint8_t *in, int n, int h, int w,
             const void *const *bind = shared ? sind + b * ind_len : ind;
             if (!shared)
                 block_ind(c, &g, in, m0, rows, abuf, ind);
-            for (size_t n0 = nbeg; n0 < nend; n0 += QE_QGEMM_NR) {
-                const uint8_t *wp = (const uint8_t *)c->wpack + n0 / QE_QGEMM_NR * panel_bytes;
-                size_t nc = nend - n0 < QE_QGEMM_NR ? nend - n0 : QE_QGEMM_NR;
+            for (size_t n0 = nbeg; n0 < nend; n0 += nr) {
+                const uint8_t *wp = (const uint8_t *)c->wpack + n0 / nr * panel_bytes;
+                size_t nc = nend - n0 < nr ? nend - n0 : nr;
                 kern->gemm(rows, nc, g.ks, g.kc, bind, wp, out + m0 * cout + n0, cout, &o, n0);
             }
         }

@@ -1,7 +1,7 @@
 /*
  * qgemm.h - the integer GEMM micro-kernels behind qconv.c (internal to the engine).
  *
- * A micro-kernel computes an m x nc block (nc <= QE_QGEMM_NR) of
+ * A micro-kernel computes an m x nc block (nc <= its nr, 16 or 32) of
  *
  *   acc[i][c] = acc0[c] + sum_k A[i][k] * B[k][c]            exact, modulo 2^32
  *
@@ -22,6 +22,13 @@
  *                 vpmaddubsw's saturation never triggers and vpaddw never wraps. d = 8 for
  *                 |k| <= 8 (signed 4-bit codes, -8..7, §1.6), d = 4 for |k| <= 16 (unsigned
  *                 4-bit codes, 0..15).
+ *   c4 VNNI ("qu8s8 c4"): B as int8 quads [K/4][32][4], A as uint8 codes. vpdpbusd adds the four
+ *                 u8 x s8 products of a quad to an int32 lane with no intermediate int16 (and
+ *                 so no saturation): exact for every signed code of 8 bits or fewer (-128..127).
+ *                 Unsigned 8-bit channels (up to 255) do not fit int8 and keep the c2 packing.
+ *
+ * A packing's panels hold nr channels each, [npad/nr][kp/kr][nr][kr] with npad = cout rounded up
+ * to nr; padding channels and the K padding are zero weights.
  */
 #ifndef QE_QGEMM_H
 #define QE_QGEMM_H
@@ -32,12 +39,13 @@
 
 #include "qops.h"
 
-#define QE_QGEMM_NR 16         /* output channels per packed panel and per micro-kernel call */
+#define QE_QGEMM_NR 16         /* channels per panel of the c2 and c4 kernels */
+#define QE_QGEMM_NR_MAX 32     /* the widest panel (c4 VNNI) */
 #define QE_QGEMM_SUM8_KMAX 8   /* largest |k| for int16 sums of 8 vpmaddubsw (16 * 255 * 8) */
 #define QE_QGEMM_SUM4_KMAX 16  /* the same for sums of 4 (8 * 255 * 16 <= 32767) */
 
 /* The §9.2 epilogue of one forward call. The per-channel arrays are indexed by absolute output
- * channel and padded with zeros to a multiple of QE_QGEMM_NR. */
+ * channel and padded with zeros to a multiple of the kernel's nr. */
 typedef struct qe_qgemm_out {
     const int32_t *acc0;   /* -z_x * wsum[c] (mod 2^32), the accumulators' starting value */
     const double *scale;   /* (double)delta_x * (double)delta_w[c] */
@@ -56,7 +64,7 @@ typedef struct qe_qgemm_out {
  * the kernel's mr; slots of rows beyond m in the last tile are not read. A segment is a whole
  * im2col row (ks = 1) or one kernel row of the window read in place from the NHWC input
  * (qconv.c). ks * kc is K rounded up to the kernel's kc_align, kc a multiple of it; the padding
- * meets zero weights. w: the packed panel of columns n0 .. n0+15; c: the output row 0 at column
+ * meets zero weights. w: the packed panel of columns n0 .. n0+nr-1; c: the output row 0 at column
  * n0, rows c_stride bytes apart. Rows beyond m and columns beyond nc are not written.
  */
 typedef void (*qe_qgemm_ukernel_fn)(size_t m, size_t nc, size_t ks, size_t kc,
@@ -66,6 +74,7 @@ typedef void (*qe_qgemm_ukernel_fn)(size_t m, size_t nc, size_t ks, size_t kc,
 typedef struct qe_qgemm_kernel {
     qe_qgemm_ukernel_fn gemm;
     int mr;                /* rows per tile */
+    int nr;                /* channels per panel and per call */
     int kr;                /* K granule of the packing: 2 (c2) or 4 (c4) */
     int kc_align;          /* kc must be a multiple of this (a multiple of kr) */
 } qe_qgemm_kernel;
@@ -85,6 +94,9 @@ void qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum8(size_t m, size_t nc, size_t ks, siz
 void qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum4(size_t m, size_t nc, size_t ks, size_t kc,
                                              const void *const *ind, const void *w, uint8_t *c,
                                              size_t c_stride, const qe_qgemm_out *o, size_t n0);
+void qe_qu8s8_gemm_ukernel_8x32c4__avx512vnni(size_t m, size_t nc, size_t ks, size_t kc,
+                                              const void *const *ind, const void *w, uint8_t *c,
+                                              size_t c_stride, const qe_qgemm_out *o, size_t n0);
 
 /*
  * The scalar epilogue, the definition every vector epilogue reproduces bit for bit: §9.2's two

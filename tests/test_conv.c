@@ -143,10 +143,10 @@ static void test_f32_case(const conv_case *c)
     qe_conv_f32 cv;
     qe_conv_f32_init(&cv, c->cin, c->cout, c->k, c->k, c->stride, c->pad, wt, bias);
 
-    qe_cpu_force_portable(1);
+    qe_cpu_cap(QE_ISA_PORTABLE);
     run_f32(&cv, c, in, res, port, out_len);
     check_against("portable", c, port, ref, bound, out_len);
-    qe_cpu_force_portable(0);
+    qe_cpu_cap(QE_ISA_BEST);
     if (qe_cpu_get()->avx2) {
         run_f32(&cv, c, in, res, fast, out_len);
         check_against("avx2", c, fast, ref, bound, out_len);
@@ -203,7 +203,7 @@ static void test_f32_threads(void)
     qe_conv_f32_init(&cv, c.cin, c.cout, 3, 3, 1, 1, wt, bias);
     int saved = omp_get_max_threads();
     for (int portable = 0; portable < 2; portable++) {
-        qe_cpu_force_portable(portable);
+        qe_cpu_cap(portable ? QE_ISA_PORTABLE : QE_ISA_BEST);
         omp_set_num_threads(1);
         run_f32(&cv, &c, in, res, o1, out_len);
         omp_set_num_threads(3);
@@ -211,7 +211,7 @@ static void test_f32_threads(void)
         CHECKF(memcmp(o1, o3, out_len * sizeof *o1) == 0, "portable=%d", portable);
     }
     omp_set_num_threads(saved);
-    qe_cpu_force_portable(0);
+    qe_cpu_cap(QE_ISA_BEST);
     qe_conv_f32_free(&cv);
     free(in), free(wt), free(bias), free(res), free(o1), free(o3);
 }
@@ -225,7 +225,7 @@ static void test_f32_ukernels(void)
         fprintf(stderr, "test_conv: no AVX2, microkernel comparison skipped\n");
         return;
     }
-    qe_cpu_force_portable(0);
+    qe_cpu_cap(QE_ISA_BEST);
     const qe_f32_gemm_config *fast = qe_f32_gemm_config_get(), *port = qe_f32_gemm_config_scalar();
     static const size_t ncs[] = {1, 3, 7, 8, 9, 15, 16};
     static const size_t kcs[] = {0, 1, 2, 5, 16, 37};
@@ -389,9 +389,9 @@ static void test_f64acc_case(const conv_case *c, int relu, exact_stats *st)
     float *fast = qe_malloc(out_len * sizeof *fast), *port = qe_malloc(out_len * sizeof *port);
     qe_conv_f64acc cv;
     qe_conv_f64acc_init(&cv, c->cin, c->cout, c->k, c->k, c->stride, c->pad, wt, bias);
-    qe_cpu_force_portable(1);
+    qe_cpu_cap(QE_ISA_PORTABLE);
     qe_conv_f64acc_forward(&cv, in, c->n, c->h, c->w, port, relu);
-    qe_cpu_force_portable(0);
+    qe_cpu_cap(QE_ISA_BEST);
     qe_conv_f64acc_forward(&cv, in, c->n, c->h, c->w, fast, relu);
     CHECKF(memcmp(fast, port, out_len * sizeof *fast) == 0, "f64acc %s differs from portable",
            qe_cpu_isa_name());

@@ -172,12 +172,12 @@ int main(void)
         /* The portable kernels on the whole network: ResNet18 is enough (test_conv covers every
          * layer shape of both networks on both paths). */
         if (qe_cpu_get()->avx2 && a == 0) {
-            qe_cpu_force_portable(1);
+            qe_cpu_cap(QE_ISA_PORTABLE);
             net = open_net(archs[a]);
             if (net)
                 check_golden_logits(net, archs[a]);
             qe_f32net_free(net);
-            qe_cpu_force_portable(0);
+            qe_cpu_cap(QE_ISA_BEST);
         }
     }
     return qtest_done("test_fp32");

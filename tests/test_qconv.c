@@ -1,11 +1,12 @@
 /*
  * test_qconv.c - the exact integer convolution (qconv.h) against a plain scalar implementation
  * of spec quantsim.md §9.2 written here (int64 accumulator over the valid window, qe_quantize),
- * and the AVX2 kernels against the portable ones byte for byte; likewise every element-wise
- * operation of qops.h (§9.3-§9.6) against a reference written here, on both paths.
+ * and every fast kernel this CPU runs (AVX2, AVX-512 VNNI) against the portable ones byte for
+ * byte; likewise every element-wise operation of qops.h (§9.3-§9.6) against a reference written
+ * here, on both paths.
  *
- * Shapes are chosen for their tails: channel counts that are not multiples of the 16-channel
- * panels or of the K granules, row counts that are not multiples of the micro-kernel rows,
+ * Shapes are chosen for their tails: channel counts that are not multiples of the 16- and
+ * 32-channel panels or of the K granules, row counts that are not multiples of the micro-kernel rows,
  * 1x1/3x3/7x7 kernels, strides 1/2, pads 0/1/3 (including windows entirely in the padding),
  * with rows read in place from the input, through im2col, and both mixed in one tile.
  * Weights include codes at the extremes of their range everywhere (-128/127, -8/7, 255), where a
@@ -144,9 +145,27 @@ static float ref_yf(const layer *L, int64_t acc, int co)
     return yf;
 }
 
-static uint8_t *run(const layer *L, int portable, int wbits)
+/* The rungs above portable that this CPU has, lowest first; returns how many. */
+static int fast_isas(qe_isa isa[2])
 {
-    qe_cpu_force_portable(portable);
+    int n = 0;
+    for (qe_isa i = QE_ISA_AVX2; i <= QE_ISA_AVX512VNNI; i++) {
+        qe_cpu_cap(i);
+        if (qe_cpu_isa() == i)
+            isa[n++] = i;
+    }
+    qe_cpu_cap(QE_ISA_BEST);
+    return n;
+}
+
+static const char *isa_name(qe_isa isa)
+{
+    return isa == QE_ISA_PORTABLE ? "portable" : isa == QE_ISA_AVX2 ? "avx2" : "avx512vnni";
+}
+
+static uint8_t *run(const layer *L, qe_isa isa, int wbits)
+{
+    qe_cpu_cap(isa);
     qe_qconv c;
     qe_qconv_init(&c, L->s.cin, L->s.cout, L->s.k, L->s.k, L->s.stride, L->s.pad, wbits, L->k);
     CHECK(qe_qconv_bytes(&c) >= L->K * (size_t)L->s.cout);
@@ -155,10 +174,10 @@ static uint8_t *run(const layer *L, int portable, int wbits)
     memset(out, 0xA5, bytes + GUARD);
     qe_qconv_forward(&c, L->in, L->s.n, L->s.h, L->s.w, L->zx, &L->rq, out);
     qe_qconv_free(&c);
-    qe_cpu_force_portable(0);
+    qe_cpu_cap(QE_ISA_BEST);
     for (size_t i = 0; i < GUARD; i++)
         if (out[bytes + i] != 0xA5) {
-            CHECKF(0, "write past the output (portable=%d)", portable);
+            CHECKF(0, "write past the output (%s)", isa_name(isa));
             break;
         }
     return out;
@@ -196,9 +215,12 @@ static long check_layer(const layer *L, int wbits, const char *what)
     for (size_t m = 0; m < L->M; m++)
         for (int co = 0; co < L->s.cout; co++)
             acc[m * L->s.cout + co] = ref_acc(L, m, co);
-    uint8_t *port = run(L, 1, wbits);
-    uint8_t *fast = qe_cpu_get()->avx2 ? run(L, 0, wbits) : NULL;
-    long bad = 0, badfast = 0, ties = 0;
+    uint8_t *port = run(L, QE_ISA_PORTABLE, wbits), *fast[2];
+    qe_isa isa[2];
+    int nfast = fast_isas(isa);
+    for (int f = 0; f < nfast; f++)
+        fast[f] = run(L, isa[f], wbits);
+    long bad = 0, badfast[2] = {0, 0}, ties = 0;
     int in_range = 1;
     for (size_t m = 0; m < L->M; m++)
         for (int co = 0; co < L->s.cout; co++) {
@@ -208,19 +230,23 @@ static long check_layer(const layer *L, int wbits, const char *what)
             in_range &= want >= 0 && want <= 255;
             if (port[i] != want && bad++ < 3)
                 fprintf(stderr, "%s: m=%zu c=%d portable %d want %d\n", what, m, co, port[i], want);
-            if (fast && fast[i] != port[i] && badfast++ < 3)
-                fprintf(stderr, "%s: m=%zu c=%d avx2 %d portable %d\n", what, m, co, fast[i],
-                        port[i]);
+            for (int f = 0; f < nfast; f++)
+                if (fast[f][i] != port[i] && badfast[f]++ < 3)
+                    fprintf(stderr, "%s: m=%zu c=%d %s %d portable %d\n", what, m, co,
+                            isa_name(isa[f]), fast[f][i], port[i]);
             float v = fmaxf(fminf(yf, L->rq.out.max_f), L->rq.out.min_f) / L->rq.out.delta_f -
                       L->rq.out.offset_f;
             ties += fabsf(v - truncf(v)) == 0.5f;
         }
     CHECKF(in_range, "%s: reference codes outside 0..255", what);
     CHECKF(bad == 0, "%s: %ld portable codes differ from the reference", what, bad);
-    CHECKF(badfast == 0, "%s: %ld avx2 codes differ from portable", what, badfast);
+    for (int f = 0; f < nfast; f++) {
+        CHECKF(badfast[f] == 0, "%s: %ld %s codes differ from portable", what, badfast[f],
+               isa_name(isa[f]));
+        free(fast[f]);
+    }
     free(acc);
     free(port);
-    free(fast);
     return ties;
 }
 
@@ -297,26 +323,26 @@ static void test_fused_add(void)
             for (size_t i = 0; i < nin; i++)
                 L.in[i] = (uint8_t)rnd();
             set_scales(&L);
-            uint8_t *plain = run(&L, 1, wmode_bits[mode]);
+            uint8_t *plain = run(&L, QE_ISA_PORTABLE, wmode_bits[mode]);
             /* The residual sits at the end of its allocation: reading past it trips ASan. */
             uint8_t *res = malloc(nout ? nout : 1);
             for (size_t i = 0; i < nout; i++)
                 res[i] = (uint8_t)(i % 7 == 0 ? (i & 8 ? 255 : 0) : rnd());
             qe_qops_add_init(op, &L.rq.out, &ids[v & 1], &sums[(v >> 1) & 1]);
-            qe_cpu_force_portable(1);
+            qe_cpu_cap(QE_ISA_PORTABLE);
             qe_qops_add(plain, res, op, nout);
-            qe_cpu_force_portable(0);
+            qe_cpu_cap(QE_ISA_BEST);
             L.rq.add = op;
             L.rq.residual = res;
-            for (int port = 1; port >= 0; port--) {
-                if (!port && !qe_cpu_get()->avx2)
-                    break;
-                uint8_t *fused = run(&L, port, wmode_bits[mode]);
+            qe_isa isa[3] = {QE_ISA_PORTABLE};
+            int nisa = 1 + fast_isas(isa + 1);
+            for (int f = 0; f < nisa; f++) {
+                uint8_t *fused = run(&L, isa[f], wmode_bits[mode]);
                 long bad = 0;
                 for (size_t i = 0; i < nout; i++)
                     bad += fused[i] != plain[i];
-                CHECKF(bad == 0, "fused add, shape %zu variant %d (portable=%d): %ld codes differ", si,
-                       v, port, bad);
+                CHECKF(bad == 0, "fused add, shape %zu variant %d (%s): %ld codes differ", si,
+                       v, isa_name(isa[f]), bad);
                 free(fused);
             }
             free(plain);
@@ -415,10 +441,15 @@ static void test_nonfinite(void)
             L.scale[co] = scales[co % 10];
             L.bias[co] = biases[(co / 10 + co) % 10];
         }
-        uint8_t *port = run(&L, 1, v < 3 ? 8 : 4), *fast = run(&L, 0, v < 3 ? 8 : 4);
-        CHECKF(memcmp(port, fast, L.M * s.cout) == 0, "non-finite case %d: paths differ", v);
+        uint8_t *port = run(&L, QE_ISA_PORTABLE, v < 3 ? 8 : 4);
+        qe_isa isa[2];
+        for (int f = 0, nfast = fast_isas(isa); f < nfast; f++) {
+            uint8_t *fast = run(&L, isa[f], v < 3 ? 8 : 4);
+            CHECKF(memcmp(port, fast, L.M * s.cout) == 0, "non-finite case %d: %s differs", v,
+                   isa_name(isa[f]));
+            free(fast);
+        }
         free(port);
-        free(fast);
         layer_free(&L);
     }
 }
@@ -458,7 +489,7 @@ static void test_rounding_edges(void)
             L.bias[co] = (double)edge_values[co] * (double)L.rq.out.delta_f +
                          (double)L.rq.out.offset_f * (double)L.rq.out.delta_f;
         }
-        uint8_t *port = run(&L, 1, v < 6 ? 8 : 4);
+        uint8_t *port = run(&L, QE_ISA_PORTABLE, v < 6 ? 8 : 4);
         long bad = 0;
         for (size_t m = 0; m < L.M; m++)
             for (int co = 0; co < s.cout; co++) {
@@ -468,9 +499,11 @@ static void test_rounding_edges(void)
                 bad += port[m * s.cout + co] != (uint8_t)roundf(x);
             }
         CHECKF(bad == 0, "rounding edges %d: %ld portable codes differ from roundf", v, bad);
-        if (qe_cpu_get()->avx2) {
-            uint8_t *fast = run(&L, 0, v < 6 ? 8 : 4);
-            CHECKF(memcmp(port, fast, L.M * s.cout) == 0, "rounding edges %d: paths differ", v);
+        qe_isa isa[2];
+        for (int f = 0, nfast = fast_isas(isa); f < nfast; f++) {
+            uint8_t *fast = run(&L, isa[f], v < 6 ? 8 : 4);
+            CHECKF(memcmp(port, fast, L.M * s.cout) == 0, "rounding edges %d: %s differs", v,
+                   isa_name(isa[f]));
             free(fast);
         }
         free(port);
@@ -547,9 +580,9 @@ static void test_quantize_rows(void)
         for (int port_ = 1; port_ >= 0; port_--) {                                           \
             if (!port_ && !qe_cpu_get()->avx2)                                               \
                 break;                                                                       \
-            qe_cpu_force_portable(port_);                                                    \
+            qe_cpu_cap(port_ ? QE_ISA_PORTABLE : QE_ISA_BEST);                               \
             call;                                                                            \
-            qe_cpu_force_portable(0);                                                        \
+            qe_cpu_cap(QE_ISA_BEST);                                                        \
             CHECKF(memcmp(out, want, n) == 0, "%s (portable=%d)", what, port_);              \
         }                                                                                    \
     } while (0)

@@ -328,7 +328,7 @@ static void check_unsigned_channels(void)
     }
     CHECK(bad_logit == 0);
 
-    qe_cpu_force_portable(1);
+    qe_cpu_cap(QE_ISA_PORTABLE);
     qe_qsim *qp = qe_qsim_create(&p, 8, QE_SCHEME_TF_ENHANCED, err);
     CHECK(qp != NULL);
     if (qp) {
@@ -336,7 +336,7 @@ static void check_unsigned_channels(void)
         qe_qsim_forward(qp, x, N, logits_p);
         CHECKF(memcmp(logits, logits_p, N * 1000 * sizeof *logits) == 0, "portable logits differ");
     }
-    qe_cpu_force_portable(0);
+    qe_cpu_cap(QE_ISA_BEST);
     fprintf(stderr, "unsigned channels: largest codes %d (stem) %d (fc), %ld + %ld codes differ\n",
             kmax_stem, kmax_fc, bad_stem, bad_fc);
     qe_qsim_free(qp);

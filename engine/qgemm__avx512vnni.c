@@ -1,0 +1,186 @@
+/*
+ * qgemm__avx512vnni.c - the AVX-512 VNNI micro-kernel of qgemm.h (built with -mavx512f
+ * -mavx512bw -mavx512dq -mavx512vl -mavx512vnni; no FMA is used: the build's -ffp-contract=off
+ * keeps the epilogue's f64 multiply and add apart, §9.8).
+ *
+ * vpdpbusd multiplies four uint8 activation codes by four int8 weight codes and adds the four
+ * products to an int32 lane in one step, without the int16 intermediate (and its saturation)
+ * of vpmaddubsw: exact for every int8 weight, so 8-bit and 4-bit layers share this kernel.
+ */
+#include "qgemm.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+#include "qdq__avx2.h"
+
+#define MR 8
+#define NR 32
+
+/* One quad of A (four uint8 codes), broadcast to every 32-bit lane: GCC folds the load into
+ * vpdpbusd's embedded broadcast. */
+static inline __m512i bcast32(const uint8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return _mm512_set1_epi32(v);
+}
+
+typedef struct rq16_consts {
+    __m512 max_f, min_f, delta_f, offset_f, zero, c255, half;
+    int relu;
+    int clamp_min;         /* 0 when the ReLU already keeps y >= 0 >= min_f */
+} rq16_consts;
+
+static inline rq16_consts rq16_consts_load(const qe_qgemm_out *o)
+{
+    rq16_consts k;
+    k.max_f = _mm512_set1_ps(o->max_f);
+    k.min_f = _mm512_set1_ps(o->min_f);
+    k.delta_f = _mm512_set1_ps(o->delta_f);
+    k.offset_f = _mm512_set1_ps(o->offset_f);
+    k.zero = _mm512_setzero_ps();
+    k.c255 = _mm512_set1_ps(255.0f);
+    k.half = _mm512_set1_ps(0.49999997f);
+    k.relu = o->relu;
+    k.clamp_min = !(o->relu && o->min_f <= 0.0f && o->max_f >= 0.0f);
+    return k;
+}
+
+/*
+ * qe_qgemm_requant() on the int32 sums acc[0..15]: the operations and their order of the AVX2
+ * epilogue (qgemm__avx2.c, requant8, where the clamp-and-round sequence is explained), on 16
+ * lanes. AVX-512's vmaxps/vminps return their second operand on NaN as the AVX2 ones do. The
+ * result is at most 255; a negative lane (NaN, or v < 0) stands for code 0.
+ */
+static inline __m512i requant16(const int32_t *acc, const double *sc, const double *bi,
+                                const rq16_consts *k)
+{
+    __m512d lo = _mm512_cvtepi32_pd(_mm256_load_si256((const __m256i *)acc));
+    __m512d hi = _mm512_cvtepi32_pd(_mm256_load_si256((const __m256i *)(acc + 8)));
+    lo = _mm512_mul_pd(lo, _mm512_loadu_pd(sc));
+    hi = _mm512_mul_pd(hi, _mm512_loadu_pd(sc + 8));
+    lo = _mm512_add_pd(lo, _mm512_loadu_pd(bi));
+    hi = _mm512_add_pd(hi, _mm512_loadu_pd(bi + 8));
+    __m512 y = _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
+    if (k->relu)
+        y = _mm512_max_ps(y, k->zero);
+    y = _mm512_min_ps(y, k->max_f);
+    if (k->clamp_min)
+        y = _mm512_max_ps(y, k->min_f);
+    y = _mm512_sub_ps(_mm512_div_ps(y, k->delta_f), k->offset_f);
+    y = _mm512_min_ps(k->c255, y);
+    return _mm512_cvttps_epi32(_mm512_add_ps(y, k->half));
+}
+
+/* The fused §9.3 add on 16 codes q (0..255) and the 16 residual codes r, by the shared 8-lane
+ * definition (qdq__avx2.h): it runs once per block, not per GEMM step. */
+static inline __m512i add16(__m512i q, __m128i r, const qe_add8_consts *ak)
+{
+    __m256i lo = qe_add8__avx2(_mm512_castsi512_si256(q), r, ak);
+    __m256i hi = qe_add8__avx2(_mm512_extracti64x4_epi64(q, 1), _mm_srli_si128(r, 8), ak);
+    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+}
+
+/*
+ * The epilogue of a tile: rows (<= MR) x NR int32 sums (acc, 64-byte aligned) of channels
+ * n0 .., requantized, the residual added when o->add is set, and the first nc codes of each
+ * row stored. Masked loads and stores keep short rows from touching bytes past nc.
+ */
+static __attribute__((noinline)) void requant_tile(const int32_t (*acc)[NR], size_t rows,
+                                                   const qe_qgemm_out *o, size_t n0, uint8_t *c,
+                                                   size_t c_stride, size_t nc)
+{
+    const rq16_consts k = rq16_consts_load(o);
+    const double *sc = o->scale + n0, *bi = o->bias + n0;
+    const __mmask32 mask = nc >= NR ? ~(__mmask32)0 : ((__mmask32)1 << nc) - 1;
+    const __m512i zero = _mm512_setzero_si512();
+    qe_add8_consts ak;
+    if (o->add)
+        ak = qe_add8_consts_load(o->add);
+    for (size_t r = 0; r < rows; r++, c += c_stride) {
+        __m512i q0 = _mm512_max_epi32(requant16(acc[r], sc, bi, &k), zero);
+        __m512i q1 = _mm512_max_epi32(requant16(acc[r] + 16, sc + 16, bi + 16, &k), zero);
+        if (o->add) {
+            __m256i res = _mm256_maskz_loadu_epi8(mask, o->res_base + (c - o->out_base));
+            q0 = add16(q0, _mm256_castsi256_si128(res), &ak);
+            q1 = add16(q1, _mm256_extracti128_si256(res, 1), &ak);
+        }
+        __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm512_cvtepi32_epi8(q0)),
+                                            _mm512_cvtepi32_epi8(q1), 1);
+        _mm256_mask_storeu_epi8(c, mask, b);
+    }
+}
+
+/* Segment pointers of a tile of mr <= 8 rows (p: its 8 indirection slots): missing rows alias
+ * the last real one, so they are computed for nothing but never read out of bounds. */
+#define TILE_ROWS8(p, mr)                                                    \
+    const uint8_t *a0 = (const uint8_t *)(p)[0];                            \
+    const uint8_t *a1 = (mr) > 1 ? (const uint8_t *)(p)[1] : a0;            \
+    const uint8_t *a2 = (mr) > 2 ? (const uint8_t *)(p)[2] : a1;            \
+    const uint8_t *a3 = (mr) > 3 ? (const uint8_t *)(p)[3] : a2;            \
+    const uint8_t *a4 = (mr) > 4 ? (const uint8_t *)(p)[4] : a3;            \
+    const uint8_t *a5 = (mr) > 5 ? (const uint8_t *)(p)[5] : a4;            \
+    const uint8_t *a6 = (mr) > 6 ? (const uint8_t *)(p)[6] : a5;            \
+    const uint8_t *a7 = (mr) > 7 ? (const uint8_t *)(p)[7] : a6
+
+#define DPBUSD_ROW(i)                                                        \
+    do {                                                                     \
+        __m512i x_ = bcast32(a##i + k);                                      \
+        s##i##0 = _mm512_dpbusd_epi32(s##i##0, x_, b0);                      \
+        s##i##1 = _mm512_dpbusd_epi32(s##i##1, x_, b1);                      \
+    } while (0)
+
+/*
+ * 8 rows x 32 channels, K four at a time: 16 accumulators and the two weight vectors of a quad
+ * (the A quads are broadcast from memory by the instruction itself). Per quad, 16 vpdpbusd
+ * against 2 vector loads and 8 broadcasts.
+ */
+void qe_qu8s8_gemm_ukernel_8x32c4__avx512vnni(size_t m, size_t nc, size_t ks, size_t kc,
+                                              const void *const *ind, const void *w, uint8_t *c,
+                                              size_t c_stride, const qe_qgemm_out *o, size_t n0)
+{
+    for (size_t mr; m > 0; m -= mr, ind += MR * ks, c += MR * c_stride) {
+        mr = m < MR ? m : MR;
+        __m512i s00 = _mm512_loadu_si512(o->acc0 + n0);
+        __m512i s01 = _mm512_loadu_si512(o->acc0 + n0 + 16);
+        __m512i s10 = s00, s11 = s01, s20 = s00, s21 = s01, s30 = s00, s31 = s01;
+        __m512i s40 = s00, s41 = s01, s50 = s00, s51 = s01, s60 = s00, s61 = s01;
+        __m512i s70 = s00, s71 = s01;
+        const __m512i *wp = w;
+        for (size_t e = 0; e < ks; e++) {
+            TILE_ROWS8(ind + MR * e, mr);
+            for (size_t k = 0; k < kc; k += 4, wp += 2) {
+                __m512i b0 = _mm512_load_si512(wp);
+                __m512i b1 = _mm512_load_si512(wp + 1);
+                DPBUSD_ROW(0);
+                DPBUSD_ROW(1);
+                DPBUSD_ROW(2);
+                DPBUSD_ROW(3);
+                DPBUSD_ROW(4);
+                DPBUSD_ROW(5);
+                DPBUSD_ROW(6);
+                DPBUSD_ROW(7);
+            }
+        }
+
+        _Alignas(64) int32_t acc[MR][NR];
+        _mm512_store_si512(acc[0], s00);
+        _mm512_store_si512(acc[0] + 16, s01);
+        _mm512_store_si512(acc[1], s10);
+        _mm512_store_si512(acc[1] + 16, s11);
+        _mm512_store_si512(acc[2], s20);
+        _mm512_store_si512(acc[2] + 16, s21);
+        _mm512_store_si512(acc[3], s30);
+        _mm512_store_si512(acc[3] + 16, s31);
+        _mm512_store_si512(acc[4], s40);
+        _mm512_store_si512(acc[4] + 16, s41);
+        _mm512_store_si512(acc[5], s50);
+        _mm512_store_si512(acc[5] + 16, s51);
+        _mm512_store_si512(acc[6], s60);
+        _mm512_store_si512(acc[6] + 16, s61);
+        _mm512_store_si512(acc[7], s70);
+        _mm512_store_si512(acc[7] + 16, s71);
+        requant_tile(acc, mr, o, n0, c, c_stride, nc);
+    }
+}
