@@ -12,7 +12,7 @@
 #include <immintrin.h>
 #include <string.h>
 
-#include "qdq__avx2.h"
+#include "qdq__avx512.h"
 
 #define MR 8
 #define NR 32
@@ -27,7 +27,8 @@ static inline __m512i bcast32(const uint8_t *p)
 }
 
 typedef struct rq16_consts {
-    __m512 max_f, min_f, delta_f, offset_f, zero, c255, half;
+    __m512 max_f, min_f, offset_f, zero, c255, half;
+    __m512 delta_f;
     int relu;
     int clamp_min;         /* 0 when the ReLU already keeps y >= 0 >= min_f */
 } rq16_consts;
@@ -73,15 +74,6 @@ static inline __m512i requant16(const int32_t *acc, const double *sc, const doub
     return _mm512_cvttps_epi32(_mm512_add_ps(y, k->half));
 }
 
-/* The fused §9.3 add on 16 codes q (0..255) and the 16 residual codes r, by the shared 8-lane
- * definition (qdq__avx2.h): it runs once per block, not per GEMM step. */
-static inline __m512i add16(__m512i q, __m128i r, const qe_add8_consts *ak)
-{
-    __m256i lo = qe_add8__avx2(_mm512_castsi512_si256(q), r, ak);
-    __m256i hi = qe_add8__avx2(_mm512_extracti64x4_epi64(q, 1), _mm_srli_si128(r, 8), ak);
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
 /*
  * The epilogue of a tile: rows (<= MR) x NR int32 sums (acc, 64-byte aligned) of channels
  * n0 .., requantized, the residual added when o->add is set, and the first nc codes of each
@@ -95,16 +87,16 @@ static __attribute__((noinline)) void requant_tile(const int32_t (*acc)[NR], siz
     const double *sc = o->scale + n0, *bi = o->bias + n0;
     const __mmask32 mask = nc >= NR ? ~(__mmask32)0 : ((__mmask32)1 << nc) - 1;
     const __m512i zero = _mm512_setzero_si512();
-    qe_add8_consts ak;
+    qe_add16_consts ak;
     if (o->add)
-        ak = qe_add8_consts_load(o->add);
+        ak = qe_add16_consts_load(o->add);
     for (size_t r = 0; r < rows; r++, c += c_stride) {
         __m512i q0 = _mm512_max_epi32(requant16(acc[r], sc, bi, &k), zero);
         __m512i q1 = _mm512_max_epi32(requant16(acc[r] + 16, sc + 16, bi + 16, &k), zero);
         if (o->add) {
             __m256i res = _mm256_maskz_loadu_epi8(mask, o->res_base + (c - o->out_base));
-            q0 = add16(q0, _mm256_castsi256_si128(res), &ak);
-            q1 = add16(q1, _mm256_extracti128_si256(res, 1), &ak);
+            q0 = qe_add16__avx512(q0, _mm256_castsi256_si128(res), &ak);
+            q1 = qe_add16__avx512(q1, _mm256_extracti128_si256(res, 1), &ak);
         }
         __m256i b = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm512_cvtepi32_epi8(q0)),
                                             _mm512_cvtepi32_epi8(q1), 1);
