@@ -32,6 +32,14 @@
 /* Row blocks are made smaller (down to this) to get enough items before channels are split,
  * which makes each chunk stream its own part of the weights. */
 #define QCONV_MIN_BLOCK_ROWS 48
+/* When a work item's weights fit this many bytes (L2 has room for them beside its A block),
+ * its rows are swept in sub-blocks with every channel panel inside, so that a sub-block's codes,
+ * output rows and residual rows stay in L1 while all panels use them: it is the order of the
+ * small-K layers (1x1 on 64..512 channels), whose epilogue, not the GEMM, dominates. Large-K
+ * layers keep the panel outside, streaming their A block from L2 once per panel. */
+#define QCONV_SUB_WEIGHT_BYTES (512 * 1024)
+/* Output bytes of one sub-block (rows x channels of a work item). */
+#define QCONV_SUB_OUT_BYTES (16 * 1024)
 
 typedef struct qconv_priv {
     const qe_qgemm_kernel *kern;
@@ -303,6 +311,7 @@ static void block_ind(const qe_qconv *c, const qconv_geom *g, const uint8_t *in,
  * (a multiple of the panel width). */
 typedef struct qconv_plan {
     size_t mb, mblocks, nb, nblocks;
+    size_t msub;           /* rows per sub-block (a multiple of the kernel's rows), <= mb */
 } qconv_plan;
 
 /* With several threads, rows are first cut into smaller blocks to get QCONV_ITEMS_PER_THREAD
@@ -329,6 +338,11 @@ static qconv_plan plan(const qconv_priv *pv, size_t M, size_t a_stride)
         nsplit = npanels;
     p.nb = (npanels + nsplit - 1) / nsplit * nr;
     p.nblocks = (pv->npad + p.nb - 1) / p.nb;
+    p.msub = p.mb;
+    if (pv->kp * p.nb * elem_bytes(pv->kern) <= QCONV_SUB_WEIGHT_BYTES) {
+        size_t sub = QCONV_SUB_OUT_BYTES / p.nb / mr * mr;
+        p.msub = sub < mr ? mr : sub < p.mb ? sub : p.mb;
+    }
     return p;
 }
 
@@ -353,7 +367,9 @@ void qe_qconv_forward(const qe_qconv *c, const uint8_t *in, int n, int h, int w,
         bias[j] = rq->bias[j];
     }
     qe_qgemm_out o = {acc0, scale, bias, rq->relu, rq->out.min_f, rq->out.max_f, rq->out.delta_f,
-                      rq->out.offset_f, rq->add, out, rq->residual};
+                      rq->out.offset_f, rq->add, out, rq->residual, NULL, NULL, 0, 0, 0};
+    float *fa = qe_calloc(pv->npad, sizeof *fa), *fb = qe_calloc(pv->npad, sizeof *fb);
+    qe_qgemm_fast_init(&o, cout, fa, fb);
 
     qconv_geom g = {h, w, oh, ow, zx, kern->kr == 2, pv->kp * elem_bytes(kern), 0, 1, pv->kp};
     size_t run = (size_t)c->kw * (size_t)c->cin, mr = (size_t)kern->mr;
@@ -401,10 +417,14 @@ void qe_qconv_forward(const qe_qconv *c, const uint8_t *in, int n, int h, int w,
             const void *const *bind = shared ? sind + b * ind_len : ind;
             if (!shared)
                 block_ind(c, &g, in, m0, rows, abuf, ind);
-            for (size_t n0 = nbeg; n0 < nend; n0 += nr) {
-                const uint8_t *wp = (const uint8_t *)c->wpack + n0 / nr * panel_bytes;
-                size_t nc = nend - n0 < nr ? nend - n0 : nr;
-                kern->gemm(rows, nc, g.ks, g.kc, bind, wp, out + m0 * cout + n0, cout, &o, n0);
+            for (size_t m1 = 0; m1 < rows; m1 += p.msub) {
+                size_t sub = rows - m1 < p.msub ? rows - m1 : p.msub;
+                for (size_t n0 = nbeg; n0 < nend; n0 += nr) {
+                    const uint8_t *wp = (const uint8_t *)c->wpack + n0 / nr * panel_bytes;
+                    size_t nc = nend - n0 < nr ? nend - n0 : nr;
+                    kern->gemm(sub, nc, g.ks, g.kc, bind + m1 * g.ks, wp,
+                               out + (m0 + m1) * cout + n0, cout, &o, n0);
+                }
             }
         }
         free(ind);
@@ -415,4 +435,6 @@ void qe_qconv_forward(const qe_qconv *c, const uint8_t *in, int n, int h, int w,
     free(acc0);
     free(scale);
     free(bias);
+    free(fa);
+    free(fb);
 }

@@ -56,7 +56,23 @@ typedef struct qe_qgemm_out {
      * residual code at res_base + (p - out_base) (the residual tensor is shaped like the output). */
     const qe_qops_add_op *add;
     const uint8_t *out_base, *res_base;
+    /* The epilogue's fast path (qe_qgemm_fast_init): when fa is not NULL, a vector epilogue may
+     * take the code of acc in channel c from v = fma(float(acc), fa[c], fb[c]), after a ReLU
+     * max(v, vrelu), as v rounded to nearest and clamped to [qlo, qhi], provided v lies more
+     * than QE_QGEMM_FAST_EPS from every half-integer; other lanes must run the exact epilogue.
+     * A channel whose fa is NaN always fails that test. */
+    const float *fa, *fb;
+    float vrelu, qlo, qhi;
 } qe_qgemm_out;
+
+#define QE_QGEMM_FAST_EPS (1.0f / 1024.0f)
+
+/*
+ * Fills fa[0..n) and fb[0..n) for o's epilogue (scale, bias and output encoding already set)
+ * and sets o->fa, o->fb, vrelu, qlo and qhi; or leaves o->fa NULL when the output encoding
+ * is outside the range the fast path is proven for. See qgemm_fast.c for the proof.
+ */
+void qe_qgemm_fast_init(qe_qgemm_out *o, size_t n, float *fa, float *fb);
 
 /*
  * Indirect A (as XNNPACK's IGEMM): row i (0 <= i < m) is ks segments of kc elements (uint16
@@ -100,12 +116,21 @@ void qe_qu8s8_gemm_ukernel_8x32c4__avx512vnni(size_t m, size_t nc, size_t ks, si
 
 /*
  * The scalar epilogue, the definition every vector epilogue reproduces bit for bit: §9.2's two
- * rounded f64 operations and the f32 conversion, the optional ReLU, then qe_quantize() (§1.5).
+ * rounded f64 operations and the f32 conversion, the optional ReLU, then qe_quantize() (§1.5),
+ * which qe_qgemm_code() performs on the f32 value.
  * The code is clamped to 0..255 before rounding, which changes nothing for the codes of a §1.4
  * encoding (always 0..255) but keeps the conversion defined for any input. Vector versions must
  * also agree on NaN (from a bad scale or bias): fminf/fmaxf return the other operand, vminps and
  * vmaxps their second one.
  */
+static inline uint8_t qe_qgemm_code(float yf, const qe_qgemm_out *o)
+{
+    float x = fmaxf(fminf(yf, o->max_f), o->min_f);
+    x = x / o->delta_f - o->offset_f;
+    x = fminf(fmaxf(x, 0.0f), 255.0f);
+    return (uint8_t)roundf(x);
+}
+
 static inline uint8_t qe_qgemm_requant(int32_t acc, const qe_qgemm_out *o, size_t c)
 {
     double y = (double)acc * o->scale[c];
@@ -113,10 +138,7 @@ static inline uint8_t qe_qgemm_requant(int32_t acc, const qe_qgemm_out *o, size_
     float yf = (float)y;
     if (o->relu)
         yf = fmaxf(yf, 0.0f);
-    float x = fmaxf(fminf(yf, o->max_f), o->min_f);
-    x = x / o->delta_f - o->offset_f;
-    x = fminf(fmaxf(x, 0.0f), 255.0f);
-    return (uint8_t)roundf(x);
+    return qe_qgemm_code(yf, o);
 }
 
 #endif

@@ -74,25 +74,92 @@ static inline __m512i requant16(const int32_t *acc, const double *sc, const doub
     return _mm512_cvttps_epi32(_mm512_add_ps(y, k->half));
 }
 
+typedef struct fast16_consts {
+    __m512 vrelu, qlo, qhi, lim;
+    int relu;
+} fast16_consts;
+
+static inline fast16_consts fast16_consts_load(const qe_qgemm_out *o)
+{
+    fast16_consts f;
+    f.vrelu = _mm512_set1_ps(o->vrelu);
+    f.qlo = _mm512_set1_ps(o->qlo);
+    f.qhi = _mm512_set1_ps(o->qhi);
+    f.lim = _mm512_set1_ps(0.5f - QE_QGEMM_FAST_EPS);
+    f.relu = o->relu;
+    return f;
+}
+
+/*
+ * The fast path of qgemm.h on acc[0..15] (channels at fa, fb): the codes in *q, and the mask of
+ * the lanes where they are exact (v farther than QE_QGEMM_FAST_EPS from a half-integer; never
+ * a NaN lane, which the ordered compare rejects). The ReLU's vmaxps has v second so that a NaN
+ * v stays NaN. On a passing lane, rounding to nearest even equals roundf's halves away.
+ */
+static inline __mmask16 fast16(const int32_t *acc, const float *fa, const float *fb,
+                               const fast16_consts *f, __m512i *q)
+{
+    __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_load_si512(acc)), _mm512_loadu_ps(fa),
+                               _mm512_loadu_ps(fb));
+    if (f->relu)
+        v = _mm512_max_ps(f->vrelu, v);
+    __m512 r = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 t = _mm512_abs_ps(_mm512_sub_ps(v, r));
+    *q = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(r, f->qlo), f->qhi));
+    return _mm512_cmp_ps_mask(t, f->lim, _CMP_LT_OQ);
+}
+
+/* The exact codes of the 16 sums at acc (channels c ..), 0..255. */
+static inline __m512i exact16(const int32_t *acc, size_t c, const qe_qgemm_out *o,
+                              const rq16_consts *k)
+{
+    return _mm512_max_epi32(requant16(acc, o->scale + c, o->bias + c, k), _mm512_setzero_si512());
+}
+
+/* The vectors of a tile that the fast path did not settle (ok[v] != 0xFFFF), exactly. Out of
+ * line: a few percent of the vectors need it. */
+static __attribute__((noinline)) void exact_tile(const int32_t (*acc)[NR], size_t rows,
+                                                 const qe_qgemm_out *o, size_t n0,
+                                                 const __mmask16 *ok, __m512i *q)
+{
+    const rq16_consts k = rq16_consts_load(o);
+    for (size_t v = 0; v < 2 * rows; v++)
+        if (ok[v] != 0xFFFF)
+            q[v] = exact16(acc[v / 2] + v % 2 * 16, n0 + v % 2 * 16, o, &k);
+}
+
 /*
  * The epilogue of a tile: rows (<= MR) x NR int32 sums (acc, 64-byte aligned) of channels
- * n0 .., requantized, the residual added when o->add is set, and the first nc codes of each
- * row stored. Masked loads and stores keep short rows from touching bytes past nc.
+ * n0 .., requantized (by the fast path of qgemm.h where it settles a whole vector, else
+ * exactly), the residual added when o->add is set, and the first nc codes of each row stored.
+ * Masked loads and stores keep short rows from touching bytes past nc.
  */
 static __attribute__((noinline)) void requant_tile(const int32_t (*acc)[NR], size_t rows,
                                                    const qe_qgemm_out *o, size_t n0, uint8_t *c,
                                                    size_t c_stride, size_t nc)
 {
-    const rq16_consts k = rq16_consts_load(o);
-    const double *sc = o->scale + n0, *bi = o->bias + n0;
     const __mmask32 mask = nc >= NR ? ~(__mmask32)0 : ((__mmask32)1 << nc) - 1;
-    const __m512i zero = _mm512_setzero_si512();
+    __m512i q[2 * MR];
+    __mmask16 ok[2 * MR], all = 0;
+    if (o->fa) {
+        const fast16_consts f = fast16_consts_load(o);
+        all = 0xFFFF;
+        for (size_t v = 0; v < 2 * rows; v++) {
+            size_t j = n0 + v % 2 * 16;
+            ok[v] = fast16(acc[v / 2] + v % 2 * 16, o->fa + j, o->fb + j, &f, &q[v]);
+            all &= ok[v];
+        }
+    } else {
+        for (size_t v = 0; v < 2 * rows; v++)
+            ok[v] = 0;
+    }
+    if (all != 0xFFFF)
+        exact_tile(acc, rows, o, n0, ok, q);
     qe_add16_consts ak;
     if (o->add)
         ak = qe_add16_consts_load(o->add);
     for (size_t r = 0; r < rows; r++, c += c_stride) {
-        __m512i q0 = _mm512_max_epi32(requant16(acc[r], sc, bi, &k), zero);
-        __m512i q1 = _mm512_max_epi32(requant16(acc[r] + 16, sc + 16, bi + 16, &k), zero);
+        __m512i q0 = q[2 * r], q1 = q[2 * r + 1];
         if (o->add) {
             __m256i res = _mm256_maskz_loadu_epi8(mask, o->res_base + (c - o->out_base));
             q0 = qe_add16__avx512(q0, _mm256_castsi256_si128(res), &ak);

@@ -454,6 +454,51 @@ static void test_nonfinite(void)
     }
 }
 
+/*
+ * The epilogue over every accumulator value of a wide range, the test of the fast path of the
+ * vector epilogues (qgemm.h, qgemm_fast.c), which must settle only lanes where it is exact. A
+ * 1x1 layer on two channels with weights (1, 127) and z_x = 128 turns the 256 x 256 input codes
+ * (q0, q1) into every accumulator in -16384 - 128 .. 16129 + 127 (q0 - 128 + 127 (q1 - 128)).
+ * Each output channel maps that range across the code range at its own rate (from ~2 to ~600
+ * accumulator values per code step) with its own bias, so every code boundary of every channel
+ * is met at unit resolution; one channel in eight has a power-of-two step and a bias on a .5 tie,
+ * where v is exactly a half-integer and the fast path must step aside. Output encodings with and
+ * without offset, ReLU on and off.
+ */
+static void test_epilogue_sweep(void)
+{
+    static const shape s = {2, 40, 1, 1, 0, 1, 256, 256};
+    const qe_qparams outs[] = {qparams(-3.1, 5.7), qparams(0.0, 2.55), qparams(-1.0, 1.0)};
+    for (int v = 0; v < 6; v++) {
+        layer L;
+        layer_alloc(&L, &s);
+        L.zx = 128;
+        L.rq.relu = v & 1;
+        L.rq.out = outs[v / 2];
+        for (int co = 0; co < s.cout; co++) {
+            L.k[2 * co] = 1;
+            L.k[2 * co + 1] = 127;
+        }
+        for (int y = 0; y < 256; y++)
+            for (int x = 0; x < 256; x++) {
+                L.in[(y * 256 + x) * 2] = (uint8_t)x;
+                L.in[(y * 256 + x) * 2 + 1] = (uint8_t)y;
+            }
+        float d = L.rq.out.delta_f;
+        for (int co = 0; co < s.cout; co++) {
+            /* code steps per accumulator unit: 1/2 .. 1/600 */
+            double steps = co % 8 == 7 ? 1.0 / 64 : 1.0 / (2.0 + 600.0 * (double)rnd() / 4294967296.0);
+            L.scale[co] = steps * (double)d * (co % 3 == 2 ? -1.0 : 1.0);
+            double b = (double)rnd_range(-200, 200) + (co % 8 == 7 ? 0.5 : (double)rnd() / 4294967296.0);
+            L.bias[co] = b * (double)d;
+        }
+        char what[64];
+        snprintf(what, sizeof what, "epilogue sweep %d", v);
+        check_layer(&L, 8, what);
+        layer_free(&L);
+    }
+}
+
 /* Values of v = y / delta_f - offset_f next to the rounding boundaries of §1.5: ties, the
  * floats just below them (0.5 - 2^-25 is where trunc(v + 0.5) would go wrong), the ends of
  * 0..255 and beyond. */
@@ -738,6 +783,7 @@ int main(void)
     test_saturation_trap();
     test_ties();
     test_random_layers();
+    test_epilogue_sweep();
     test_fused_add();
     /* Three threads split rows and channels differently (small layers share one im2col between
      * channel chunks); the result must not change. */
