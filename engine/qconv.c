@@ -53,7 +53,7 @@ static const qe_qgemm_kernel kern_s4_scalar = {qe_qu8s4_gemm_ukernel_4x16c4__sca
 static const qe_qgemm_kernel kern_s8_avx2 = {qe_qu8s8_gemm_ukernel_6x16c2__avx2_madd16, 6, 16, 2, 2};
 static const qe_qgemm_kernel kern_s4_avx2 = {qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum8, 6, 16, 4, 32};
 static const qe_qgemm_kernel kern_u4_avx2 = {qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum4, 6, 16, 4, 16};
-static const qe_qgemm_kernel kern_s8_vnni = {qe_qu8s8_gemm_ukernel_8x32c4__avx512vnni, 8, 32, 4, 4};
+static const qe_qgemm_kernel kern_s8_vnni = {qe_qu8s8_gemm_ukernel_12x32c4__avx512vnni, 12, 32, 4, 4};
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 

@@ -110,7 +110,7 @@ void qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum8(size_t m, size_t nc, size_t ks, siz
 void qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum4(size_t m, size_t nc, size_t ks, size_t kc,
                                              const void *const *ind, const void *w, uint8_t *c,
                                              size_t c_stride, const qe_qgemm_out *o, size_t n0);
-void qe_qu8s8_gemm_ukernel_8x32c4__avx512vnni(size_t m, size_t nc, size_t ks, size_t kc,
+void qe_qu8s8_gemm_ukernel_12x32c4__avx512vnni(size_t m, size_t nc, size_t ks, size_t kc,
                                               const void *const *ind, const void *w, uint8_t *c,
                                               size_t c_stride, const qe_qgemm_out *o, size_t n0);
 
