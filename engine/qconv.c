@@ -53,6 +53,7 @@ static const qe_qgemm_kernel kern_s4_scalar = {qe_qu8s4_gemm_ukernel_4x16c4__sca
 static const qe_qgemm_kernel kern_s8_avx2 = {qe_qu8s8_gemm_ukernel_6x16c2__avx2_madd16, 6, 16, 2, 2};
 static const qe_qgemm_kernel kern_s4_avx2 = {qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum8, 6, 16, 4, 32};
 static const qe_qgemm_kernel kern_u4_avx2 = {qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum4, 6, 16, 4, 16};
+static const qe_qgemm_kernel kern_s8_amx = {qe_qu8s8_gemm_ukernel_32x32c4__amx, 32, 32, 4, 64};
 static const qe_qgemm_kernel kern_s8_vnni = {qe_qu8s8_gemm_ukernel_12x32c4__avx512vnni, 12, 32, 4, 4};
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
@@ -61,8 +62,9 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
  * bytes with bytes (qgemm.h). */
 static size_t elem_bytes(const qe_qgemm_kernel *k) { return k->kr == 2 ? 2 : 1; }
 
-/* The packing follows the codes actually present rather than wbits. With VNNI, every layer
- * whose codes fit int8 (all signed encodings of 8 bits or fewer) takes the vpdpbusd kernel.
+/* The packing follows the codes actually present rather than wbits. With AMX or VNNI, every
+ * layer whose codes fit int8 (all signed encodings of 8 bits or fewer) takes the tdpbusd or
+ * vpdpbusd kernel.
  * Otherwise the AVX2 c4 kernels are exact only for |k| <= QE_QGEMM_SUM4_KMAX (qgemm.h), which
  * covers 4-bit codes, signed or not (§1.6), and the faster depth-8 one for
  * |k| <= QE_QGEMM_SUM8_KMAX, the signed 4-bit codes. Every other layer, among them any with an
@@ -76,9 +78,13 @@ static const qe_qgemm_kernel *select_kernel(const int16_t *k, size_t count)
         klo = k[i] < klo ? k[i] : klo;
         khi = k[i] > khi ? k[i] : khi;
     }
-    /* VNNI's vpdpbusd is exact for any int8 weight, 4-bit or 8-bit (qgemm.h) */
-    if (qe_cpu_get()->avx512vnni && klo >= INT8_MIN && khi <= INT8_MAX)
-        return &kern_s8_vnni;
+    /* AMX's tdpbusd and VNNI's vpdpbusd are exact for any int8 weight, 4-bit or 8-bit (qgemm.h) */
+    if (klo >= INT8_MIN && khi <= INT8_MAX) {
+        if (qe_cpu_get()->amx)
+            return &kern_s8_amx;
+        if (qe_cpu_get()->avx512vnni)
+            return &kern_s8_vnni;
+    }
     if (qe_cpu_get()->avx2) {
         if (kmax <= QE_QGEMM_SUM8_KMAX)
             return &kern_s4_avx2;

@@ -25,7 +25,8 @@
  *   c4 VNNI ("qu8s8 c4"): B as int8 quads [K/4][32][4], A as uint8 codes. vpdpbusd adds the four
  *                 u8 x s8 products of a quad to an int32 lane with no intermediate int16 (and
  *                 so no saturation): exact for every signed code of 8 bits or fewer (-128..127).
- *                 Unsigned 8-bit channels (up to 255) do not fit int8 and keep the c2 packing.
+ *                 AMX's tdpbusd does the same on tiles, from the same packing. Unsigned 8-bit
+ *                 channels (up to 255) do not fit int8 and keep the c2 packing.
  *
  * A packing's panels hold nr channels each, [npad/nr][kp/kr][nr][kr] with npad = cout rounded up
  * to nr; padding channels and the K padding are zero weights.
@@ -110,6 +111,9 @@ void qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum8(size_t m, size_t nc, size_t ks, siz
 void qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum4(size_t m, size_t nc, size_t ks, size_t kc,
                                              const void *const *ind, const void *w, uint8_t *c,
                                              size_t c_stride, const qe_qgemm_out *o, size_t n0);
+void qe_qu8s8_gemm_ukernel_32x32c4__amx(size_t m, size_t nc, size_t ks, size_t kc,
+                                        const void *const *ind, const void *w, uint8_t *c,
+                                        size_t c_stride, const qe_qgemm_out *o, size_t n0);
 void qe_qu8s8_gemm_ukernel_12x32c4__avx512vnni(size_t m, size_t nc, size_t ks, size_t kc,
                                               const void *const *ind, const void *w, uint8_t *c,
                                               size_t c_stride, const qe_qgemm_out *o, size_t n0);

@@ -146,10 +146,10 @@ static float ref_yf(const layer *L, int64_t acc, int co)
 }
 
 /* The rungs above portable that this CPU has, lowest first; returns how many. */
-static int fast_isas(qe_isa isa[2])
+static int fast_isas(qe_isa isa[3])
 {
     int n = 0;
-    for (qe_isa i = QE_ISA_AVX2; i <= QE_ISA_AVX512VNNI; i++) {
+    for (qe_isa i = QE_ISA_AVX2; i <= QE_ISA_AMX; i++) {
         qe_cpu_cap(i);
         if (qe_cpu_isa() == i)
             isa[n++] = i;
@@ -160,7 +160,8 @@ static int fast_isas(qe_isa isa[2])
 
 static const char *isa_name(qe_isa isa)
 {
-    return isa == QE_ISA_PORTABLE ? "portable" : isa == QE_ISA_AVX2 ? "avx2" : "avx512vnni";
+    static const char *const names[] = {"portable", "avx2", "avx512vnni", "amx"};
+    return names[isa];
 }
 
 static uint8_t *run(const layer *L, qe_isa isa, int wbits)
@@ -215,12 +216,12 @@ static long check_layer(const layer *L, int wbits, const char *what)
     for (size_t m = 0; m < L->M; m++)
         for (int co = 0; co < L->s.cout; co++)
             acc[m * L->s.cout + co] = ref_acc(L, m, co);
-    uint8_t *port = run(L, QE_ISA_PORTABLE, wbits), *fast[2];
-    qe_isa isa[2];
+    uint8_t *port = run(L, QE_ISA_PORTABLE, wbits), *fast[3];
+    qe_isa isa[3];
     int nfast = fast_isas(isa);
     for (int f = 0; f < nfast; f++)
         fast[f] = run(L, isa[f], wbits);
-    long bad = 0, badfast[2] = {0, 0}, ties = 0;
+    long bad = 0, badfast[3] = {0, 0, 0}, ties = 0;
     int in_range = 1;
     for (size_t m = 0; m < L->M; m++)
         for (int co = 0; co < L->s.cout; co++) {
@@ -334,7 +335,7 @@ static void test_fused_add(void)
             qe_cpu_cap(QE_ISA_BEST);
             L.rq.add = op;
             L.rq.residual = res;
-            qe_isa isa[3] = {QE_ISA_PORTABLE};
+            qe_isa isa[4] = {QE_ISA_PORTABLE};
             int nisa = 1 + fast_isas(isa + 1);
             for (int f = 0; f < nisa; f++) {
                 uint8_t *fused = run(&L, isa[f], wmode_bits[mode]);
@@ -442,7 +443,7 @@ static void test_nonfinite(void)
             L.bias[co] = biases[(co / 10 + co) % 10];
         }
         uint8_t *port = run(&L, QE_ISA_PORTABLE, v < 3 ? 8 : 4);
-        qe_isa isa[2];
+        qe_isa isa[3];
         for (int f = 0, nfast = fast_isas(isa); f < nfast; f++) {
             uint8_t *fast = run(&L, isa[f], v < 3 ? 8 : 4);
             CHECKF(memcmp(port, fast, L.M * s.cout) == 0, "non-finite case %d: %s differs", v,
@@ -544,7 +545,7 @@ static void test_rounding_edges(void)
                 bad += port[m * s.cout + co] != (uint8_t)roundf(x);
             }
         CHECKF(bad == 0, "rounding edges %d: %ld portable codes differ from roundf", v, bad);
-        qe_isa isa[2];
+        qe_isa isa[3];
         for (int f = 0, nfast = fast_isas(isa); f < nfast; f++) {
             uint8_t *fast = run(&L, isa[f], v < 6 ? 8 : 4);
             CHECKF(memcmp(port, fast, L.M * s.cout) == 0, "rounding edges %d: %s differs", v,
