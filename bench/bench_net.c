@@ -5,8 +5,10 @@
  *   bench_net [--arch resnet18|resnet50|all] [--precision fp32,w8a8,w4a8] [--batch 1,16]
  *             [--threads N] [--seconds S] [--calib-images N] [--json]
  *
- * Peaks (same threads): FP32 FMA rate for fp32; the exact 16-bit vpmaddwd rate for W8 and the
- * vpmaddubsw rate for W4 (where 4-bit weights cannot saturate it); quantized rates are also given
+ * Peaks (same threads): FP32 FMA rate for fp32; for the quantized configs the rate of the
+ * instruction their kernels use: tdpbusd (AMX) or vpdpbusd (AVX-512 VNNI) where the CPU has
+ * them, else the exact 16-bit vpmaddwd rate for W8 and the vpmaddubsw rate for W4 (where 4-bit
+ * weights cannot saturate it); all are printed. Quantized rates are also given
  * against the u8s8 cell (vpmaddubsw + vpmaddwd + vpaddd), the inner step of saturating int8 GEMMs
  * such as ONNX Runtime's, so that their ratios compare with ours. Weights are the built-in
  * synthetic checkpoints and the inputs random (speed does not depend on the values); quantized
@@ -175,7 +177,13 @@ int main(int argc, char **argv)
         threads = 1;
     omp_set_num_threads(threads);
     double peak_f32 = qe_peak_f32_gmacs(threads), peak_m16 = qe_peak_madd16_gmacs(threads),
-           peak_mub = qe_peak_maddubs_gmacs(threads), peak_cell = qe_peak_u8s8_gmacs(threads);
+           peak_mub = qe_peak_maddubs_gmacs(threads), peak_cell = qe_peak_u8s8_gmacs(threads),
+           peak_dp = qe_peak_dpbusd_gmacs(threads), peak_tdp = qe_peak_tdpbusd_gmacs(threads);
+    /* The yardstick of the quantized configs is the peak of the instruction their kernels
+     * run on (qconv.c): tdpbusd with AMX, vpdpbusd with AVX-512 VNNI, else vpmaddwd for 8-bit
+     * weights and vpmaddubsw for 4-bit ones. */
+    double peak_q8 = peak_tdp > 0 ? peak_tdp : peak_dp > 0 ? peak_dp : peak_m16;
+    double peak_q4 = peak_tdp > 0 ? peak_tdp : peak_dp > 0 ? peak_dp : peak_mub;
     const char *names[2] = {"resnet18", "resnet50"};
     result res[32];
     int nres = 0;
@@ -199,7 +207,7 @@ int main(int argc, char **argv)
             } else {
                 net = quantized(&p, k == 1 ? 8 : 4, 16, NULL, NULL);
                 fwd = fwd_q;
-                peak = k == 1 ? peak_m16 : peak_mub;
+                peak = k == 1 ? peak_q8 : peak_q4;
             }
             char list[64];
             snprintf(list, sizeof list, "%s", batches);
@@ -260,14 +268,20 @@ int main(int argc, char **argv)
         qe_qsim_free(all[i]);
     if (!json) {
         printf("peaks (%d threads, %s): FP32 FMA %.1f GMAC/s, vpmaddwd %.1f GMAC/s, vpmaddubsw %.1f GMAC/s, "
-               "u8s8 cell %.1f GMAC/s\n", threads, qe_cpu_isa_name(), peak_f32, peak_m16, peak_mub, peak_cell);
+               "u8s8 cell %.1f GMAC/s", threads, qe_cpu_isa_name(), peak_f32, peak_m16, peak_mub, peak_cell);
+        if (peak_dp > 0)
+            printf(", vpdpbusd %.1f GMAC/s", peak_dp);
+        if (peak_tdp > 0)
+            printf(", tdpbusd %.1f GMAC/s", peak_tdp);
+        printf("\n");
         printf("four quantized configs resident: %.0f MB (engine accounting %.0f MB), process RSS %.0f MB\n",
                (rss1 - rss0) / 1024.0, bytes / 1048576.0, rss1 / 1024.0);
         return 0;
     }
     printf("{\"isa\": \"%s\", \"threads\": %d, \"peak_f32_gmacs\": %.2f, \"peak_madd16_gmacs\": %.2f, "
-           "\"peak_maddubs_gmacs\": %.2f, \"peak_u8s8_cell_gmacs\": %.2f, \"results\": [", qe_cpu_isa_name(), threads,
-           peak_f32, peak_m16, peak_mub, peak_cell);
+           "\"peak_maddubs_gmacs\": %.2f, \"peak_u8s8_cell_gmacs\": %.2f, \"peak_dpbusd_gmacs\": %.2f, "
+           "\"peak_tdpbusd_gmacs\": %.2f, \"results\": [", qe_cpu_isa_name(), threads,
+           peak_f32, peak_m16, peak_mub, peak_cell, peak_dp, peak_tdp);
     for (int i = 0; i < nres; i++)
         printf("%s{\"model\": \"%s\", \"precision\": \"%s\", \"batch\": %d, \"threads\": %d, \"images_per_second\": %.3f, "
                "\"mean_images_per_second\": %.3f, \"achieved_gmacs\": %.2f, \"peak_gmacs\": %.2f, \"ratio_to_peak\": %.4f}",

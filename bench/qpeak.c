@@ -56,3 +56,20 @@ double qe_peak_u8s8_gmacs(int threads)
         return qe_peak_measure(u8s8_avx2, QPEAK_STEPS * 32, QPEAK_ROUNDS, threads);
     return qe_peak_measure(scalar, QPEAK_STEPS, QPEAK_ROUNDS, threads);
 }
+
+static double dpbusd_avx512vnni(long iters) { return qe_peak_dpbusd_loop__avx512vnni(iters); }
+static double tdpbusd_amx(long iters) { return qe_peak_tdpbusd_loop__amx(iters); }
+
+double qe_peak_dpbusd_gmacs(int threads)
+{
+    if (!qe_cpu_get()->avx512vnni)
+        return 0;
+    return qe_peak_measure(dpbusd_avx512vnni, 12 * 64, QPEAK_ROUNDS, threads);
+}
+
+double qe_peak_tdpbusd_gmacs(int threads)
+{
+    if (!qe_cpu_get()->amx)
+        return 0;
+    return qe_peak_measure(tdpbusd_amx, 4 * 16 * 16 * 64, QPEAK_ROUNDS, threads);
+}

@@ -20,8 +20,15 @@ double qe_peak_maddubs_gmacs(int threads);
  * so their published ratios compare with ours. */
 double qe_peak_u8s8_gmacs(int threads);
 
-/* The loops: `iters` rounds of 8 independent steps, returning a value derived from the
+/* Exact u8 x s8 rates of the engine's AVX-512 VNNI and AMX kernels: vpdpbusd (64 MACs) and
+ * tdpbusd (16384 MACs). 0 when the CPU (or QE_ISA) does not provide them. */
+double qe_peak_dpbusd_gmacs(int threads);
+double qe_peak_tdpbusd_gmacs(int threads);
+
+/* The loops: `iters` rounds of independent steps, returning a value derived from the
  * accumulators so the work cannot be optimised away. */
+int qe_peak_dpbusd_loop__avx512vnni(long iters);
+int qe_peak_tdpbusd_loop__amx(long iters);
 int qe_peak_madd16_loop__avx2(long iters);
 int qe_peak_maddubs_loop__avx2(long iters);
 int qe_peak_u8s8_loop__avx2(long iters);

@@ -29,14 +29,11 @@ typedef struct tile_config {
     uint8_t rows[16];
 } tile_config;
 
-/* The tile configuration is per-thread state: loaded once by each thread that runs the kernel,
- * and the same for all calls (eight 16 x 64-byte tiles). */
-static _Thread_local int t_configured;
-
+/* The tile configuration is per-thread state, and other code in the thread may change or
+ * release it: every call loads it (eight 16 x 64-byte tiles), a cost lost in the thousands of
+ * cycles of tile work per call. */
 static void configure_tiles(void)
 {
-    if (t_configured)
-        return;
     tile_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.palette = 1;
@@ -45,7 +42,6 @@ static void configure_tiles(void)
         cfg.colsb[t] = 64;
     }
     _tile_loadconfig(&cfg);
-    t_configured = 1;
 }
 
 /* The K step of one 16-row half of A: the rows' segments advanced by k, as a base and a stride
