@@ -87,7 +87,7 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
     const int p0 = (int)(task % p->n_groups) * p->panels_per_task;
     const int p1 = p0 + p->panels_per_task < p->panels ? p0 + p->panels_per_task : p->panels;
     qe_gemm_tiling tl;
-    qe_gemm_tiling_init(&tl, rows, QE_F64_GEMM_MR);
+    qe_gemm_tiling_init(&tl, rows, x->cfg->mr);
     const size_t acc_stride = (size_t)p->panels_per_task * QE_F64_GEMM_NR;
 
     for (size_t b = 0; b < p->k_blocks; b++) {
@@ -124,11 +124,12 @@ void qe_conv_f64acc_forward(const qe_conv_f64acc *c, const float *in, int n, int
         return;
     int threads = omp_get_max_threads();
     int panels = (c->cout + QE_F64_GEMM_NR - 1) / QE_F64_GEMM_NR;
-    qe_gemm_plan_init(&plan, &g, panels, QE_F64_GEMM_MR, MC_MAX, KC_MAX, threads);
+    const qe_f64_gemm_config *cfg = qe_f64_gemm_config_get();
+    qe_gemm_plan_init(&plan, &g, panels, cfg->mr, MC_MAX, KC_MAX, threads);
     if ((size_t)threads > plan.tasks)
         threads = (int)plan.tasks;
 
-    forward_ctx x = {c, &g, &plan, qe_f64_gemm_config_get(), in, out, relu};
+    forward_ctx x = {c, &g, &plan, cfg, in, out, relu};
 #pragma omp parallel num_threads(threads)
     {
         scratch s;

@@ -12,7 +12,7 @@ static inline void gemm_tile(const int mr, size_t nc, size_t kc, const double *a
                              size_t a_stride, const double *w, double *acc, size_t acc_stride,
                              const qe_f64_gemm_params *params)
 {
-    double s[QE_F64_GEMM_MR][QE_F64_GEMM_NR];
+    double s[QE_F64_GEMM_MR_MAX][QE_F64_GEMM_NR];
 
     for (int r = 0; r < mr; r++)
         for (int j = 0; j < QE_F64_GEMM_NR; j++)
@@ -50,20 +50,31 @@ DEFINE_UKERNEL(5)
 DEFINE_UKERNEL(6)
 
 static const qe_f64_gemm_config config_scalar = {
-    "scalar",
+    "scalar", 6,
     {NULL, qe_f64_gemm_ukernel_1x8__scalar, qe_f64_gemm_ukernel_2x8__scalar,
      qe_f64_gemm_ukernel_3x8__scalar, qe_f64_gemm_ukernel_4x8__scalar,
      qe_f64_gemm_ukernel_5x8__scalar, qe_f64_gemm_ukernel_6x8__scalar},
 };
 
 static const qe_f64_gemm_config config_avx2 = {
-    "avx2",
+    "avx2", 6,
     {NULL, qe_f64_gemm_ukernel_1x8__avx2, qe_f64_gemm_ukernel_2x8__avx2,
      qe_f64_gemm_ukernel_3x8__avx2, qe_f64_gemm_ukernel_4x8__avx2,
      qe_f64_gemm_ukernel_5x8__avx2, qe_f64_gemm_ukernel_6x8__avx2},
 };
 
+static const qe_f64_gemm_config config_avx512 = {
+    "avx512vnni", 8,
+    {NULL, qe_f64_gemm_ukernel_1x8__avx512vnni, qe_f64_gemm_ukernel_2x8__avx512vnni,
+     qe_f64_gemm_ukernel_3x8__avx512vnni, qe_f64_gemm_ukernel_4x8__avx512vnni,
+     qe_f64_gemm_ukernel_5x8__avx512vnni, qe_f64_gemm_ukernel_6x8__avx512vnni,
+     qe_f64_gemm_ukernel_7x8__avx512vnni, qe_f64_gemm_ukernel_8x8__avx512vnni,
+     qe_f64_gemm_ukernel_9x8__avx512vnni, qe_f64_gemm_ukernel_10x8__avx512vnni,
+     qe_f64_gemm_ukernel_11x8__avx512vnni, qe_f64_gemm_ukernel_12x8__avx512vnni},
+};
+
 const qe_f64_gemm_config *qe_f64_gemm_config_get(void)
 {
-    return qe_cpu_get()->avx2 ? &config_avx2 : &config_scalar;
+    const qe_cpu *c = qe_cpu_get();
+    return c->avx512vnni ? &config_avx512 : c->avx2 ? &config_avx2 : &config_scalar;
 }

@@ -19,7 +19,7 @@
 
 #include <stddef.h>
 
-#define QE_F64_GEMM_MR 6
+#define QE_F64_GEMM_MR_MAX 12   /* the tallest tile of any ISA's kernels */
 #define QE_F64_GEMM_NR 8
 
 typedef struct qe_f64_gemm_params {
@@ -34,13 +34,15 @@ typedef void (*qe_f64_gemm_ukernel_fn)(size_t nc, size_t kc, const double *a, si
                                        const double *w, double *acc, size_t acc_stride,
                                        const qe_f64_gemm_params *params);
 
-/* The kernels of one ISA, indexed by the number of rows of the tile (1..QE_F64_GEMM_MR). */
+/* The kernels of one ISA, indexed by the number of rows of the tile (1..mr). */
 typedef struct qe_f64_gemm_config {
     const char *isa;
-    qe_f64_gemm_ukernel_fn ukernel[QE_F64_GEMM_MR + 1];
+    int mr;                /* rows of a full tile */
+    qe_f64_gemm_ukernel_fn ukernel[QE_F64_GEMM_MR_MAX + 1];
 } qe_f64_gemm_config;
 
-/* AVX2+FMA when qe_cpu_get()->avx2, else portable; read on every call (see gemm_f32.h). */
+/* AVX-512 (8-row tiles) on the AVX-512 rung of cpu.h, AVX2+FMA (6 rows) on the AVX2 one, else
+ * portable (6 rows); read on every call (see gemm_f32.h). */
 const qe_f64_gemm_config *qe_f64_gemm_config_get(void);
 
 #define QE_F64_GEMM_DECLARE(isa)                                                                 \
@@ -58,5 +60,16 @@ const qe_f64_gemm_config *qe_f64_gemm_config_get(void);
                                         double *, size_t, const qe_f64_gemm_params *);
 QE_F64_GEMM_DECLARE(scalar)
 QE_F64_GEMM_DECLARE(avx2)
+QE_F64_GEMM_DECLARE(avx512vnni)
+#define QE_F64_GEMM_DECLARE_TALL(MR)                                                             \
+    void qe_f64_gemm_ukernel_##MR##x8__avx512vnni(size_t, size_t, const double *, size_t,        \
+                                                  const double *, double *, size_t,              \
+                                                  const qe_f64_gemm_params *);
+QE_F64_GEMM_DECLARE_TALL(7)
+QE_F64_GEMM_DECLARE_TALL(8)
+QE_F64_GEMM_DECLARE_TALL(9)
+QE_F64_GEMM_DECLARE_TALL(10)
+QE_F64_GEMM_DECLARE_TALL(11)
+QE_F64_GEMM_DECLARE_TALL(12)
 
 #endif

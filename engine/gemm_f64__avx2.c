@@ -13,8 +13,8 @@ static inline __attribute__((always_inline)) void
 gemm_tile(const int mr, size_t nc, size_t kc, const double *a, size_t a_stride, const double *w,
           double *acc, size_t acc_stride, const qe_f64_gemm_params *params)
 {
-    const double *ar[QE_F64_GEMM_MR];
-    __m256d lo[QE_F64_GEMM_MR], hi[QE_F64_GEMM_MR];
+    const double *ar[6];
+    __m256d lo[6], hi[6];
 
 #pragma GCC unroll 6
     for (int r = 0; r < mr; r++) {
