@@ -10,8 +10,7 @@
 #define ARCH_REQ_XCOMP_PERM 0x1023
 #define XFEATURE_XTILEDATA 18
 
-static qe_cpu g_detected_cpu;      /* the hardware's rungs under QE_ISA */
-static qe_cpu g_capped[QE_ISA_BEST + 1];
+static qe_cpu g_capped[QE_ISA_BEST + 1];   /* the rungs found under QE_ISA, per cap */
 static int g_cap = QE_ISA_BEST;
 static int g_detected;
 
@@ -50,9 +49,6 @@ static void detect(void)
         amx = 0;
     if (amx && syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0)
         amx = 0;
-    g_detected_cpu.avx2 = avx2;
-    g_detected_cpu.avx512vnni = vnni;
-    g_detected_cpu.amx = amx;
     for (int i = 0; i <= QE_ISA_BEST; i++) {
         g_capped[i].avx2 = avx2 && i >= QE_ISA_AVX2;
         g_capped[i].avx512vnni = vnni && i >= QE_ISA_AVX512VNNI;
