@@ -6,8 +6,13 @@
  * only on its own coefficients and the source, so this file computes the coefficients of the
  * 224 crop rows/columns only, runs the horizontal pass over just the source rows those 224
  * rows read, and the vertical pass over just the crop: the same integers as the full resize.
+ *
+ * With AVX2 both passes run in image_resize__avx2.c instead, which must match resample_row()
+ * and resample_column() here byte for byte (image_resize.h).
  */
 #include "image.h"
+#include "image_resize.h"
+#include "cpu.h"
 #include "qe_util.h"
 
 #include <limits.h>
@@ -15,20 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PRECISION_BITS 22           /* §3.2 normalize_coeffs_8bpc: 32 - 8 - 2 */
+#define PRECISION_BITS QE_RESIZE_PRECISION_BITS
 #define ROUND_HALF (1 << (PRECISION_BITS - 1))
 #define CROP_ROW_BYTES (QE_CROP * 3)
 
 /* Keeps every size exact in float (Pillow's box is float) and all index math in int. */
 #define MAX_SIDE (1 << 24)
 
-/* The resampling of one axis restricted to QE_CROP consecutive outputs. */
-typedef struct axis {
-    int stride;                     /* coefficient slots per output: the largest tap count */
-    int start[QE_CROP];             /* first input sample of each output ("xmin") */
-    int taps[QE_CROP];              /* number of input samples of each output ("n") */
-    int32_t *k;                     /* [QE_CROP][stride] 22-bit fixed-point weights */
-} axis;
+typedef qe_resize_axis axis;       /* image_resize.h */
 
 static double bilinear_filter(double x)
 {
@@ -165,6 +164,7 @@ int qe_image_crop(const qe_image *img, uint8_t crop[QE_CROP_BYTES], char *err)
     /* §3.2: a pass whose axis keeps its length is skipped, as in Pillow; with neither pass
      * (the short side is already 248) this is a plain crop. */
     int need_h = rw != w, need_v = rh != h;
+    int avx2 = qe_cpu_get()->avx2;
     axis ax, ay;
     int row0 = top, row1 = top + QE_CROP;   /* source rows the crop reads */
     if (need_v) {
@@ -183,8 +183,11 @@ int qe_image_crop(const qe_image *img, uint8_t crop[QE_CROP_BYTES], char *err)
         uint8_t *dst = crop;
         if (need_v)
             dst = tmp = qe_malloc((size_t)(row1 - row0) * CROP_ROW_BYTES);
-        for (int y = row0; y < row1; y++)
-            resample_row(src + (size_t)y * stride, &ax, dst + (size_t)(y - row0) * CROP_ROW_BYTES);
+        if (avx2)
+            qe_resize_horizontal__avx2(src + (size_t)row0 * stride, stride, row1 - row0, &ax, dst);
+        else
+            for (int y = row0; y < row1; y++)
+                resample_row(src + (size_t)y * stride, &ax, dst + (size_t)(y - row0) * CROP_ROW_BYTES);
         free(ax.k);
         vsrc = tmp;
         vstride = CROP_ROW_BYTES;
@@ -194,10 +197,13 @@ int qe_image_crop(const qe_image *img, uint8_t crop[QE_CROP_BYTES], char *err)
     }
 
     if (need_v) {
-        for (int i = 0; i < QE_CROP; i++)
-            resample_column(vsrc + (size_t)(ay.start[i] - row0) * vstride, vstride,
-                            ay.k + (size_t)i * (size_t)ay.stride, ay.taps[i],
-                            crop + (size_t)i * CROP_ROW_BYTES);
+        if (avx2)
+            qe_resize_vertical__avx2(vsrc, vstride, row0, &ay, crop);
+        else
+            for (int i = 0; i < QE_CROP; i++)
+                resample_column(vsrc + (size_t)(ay.start[i] - row0) * vstride, vstride,
+                                ay.k + (size_t)i * (size_t)ay.stride, ay.taps[i],
+                                crop + (size_t)i * CROP_ROW_BYTES);
         free(ay.k);
     } else if (!need_h) {
         for (int i = 0; i < QE_CROP; i++)

@@ -1,8 +1,9 @@
 /*
  * test_image.c - JPEG decoding and the evaluation transform (spec preprocessing-and-formats.md
  * §2-§5) against the Pillow/torchvision goldens, the numpy reference on all 600 dev images,
- * and hostile input.
+ * and hostile input; the AVX2 resampling kernels against the portable ones.
  */
+#include "cpu.h"
 #include "image.h"
 #include "qe_util.h"
 #include "qtest.h"
@@ -129,6 +130,34 @@ static void test_goldens(void)
     json_decref(m);
 }
 
+/* The AVX2 kernels of image_resize__avx2.c must match the portable passes byte for byte
+ * (image_resize.h): the crop of img under both ISA caps. The kernels are chosen per call. The
+ * AVX2 crop runs first: run second, its scratch buffer would likely be the block the portable
+ * run just freed, still holding the right bytes wherever a kernel bug left a hole. */
+static int paths_agree(const qe_image *img, const char *what)
+{
+    static uint8_t ref[QE_CROP_BYTES], fast[QE_CROP_BYTES];
+    char err[QE_ERR_LEN] = "";
+    qe_cpu_cap(QE_ISA_BEST);
+    int rc = qe_image_crop(img, fast, err);
+    qe_cpu_cap(QE_ISA_PORTABLE);
+    rc = rc != 0 ? rc : qe_image_crop(img, ref, err);
+    qe_cpu_cap(QE_ISA_BEST);
+    if (rc != 0) {
+        fprintf(stderr, "%s: %s\n", what, err);
+        return 0;
+    }
+    if (memcmp(ref, fast, QE_CROP_BYTES) == 0)
+        return 1;
+    int first = 0;
+    while (ref[first] == fast[first])
+        first++;
+    fprintf(stderr, "%s (%dx%d): AVX2 crop differs from portable, first at row %d column %d band %d "
+            "(%d vs %d)\n", what, img->width, img->height, first / (QE_CROP * 3), first / 3 % QE_CROP,
+            first % 3, fast[first], ref[first]);
+    return 0;
+}
+
 typedef struct dev_image {
     char rel[256];
     uint8_t *data;
@@ -174,7 +203,7 @@ static void test_dev_set(void)
     FILE *f = fopen(qtest_shared("data/dev-manifest.tsv"), "r");
     REQUIRE(f);
     static dev_image imgs[1024];
-    int n = 0, same = 0;
+    int n = 0, same = 0, agree = 0;
     char line[4096];
     CHECK(fgets(line, sizeof line, f) != NULL);             /* header */
     while (n < 1024 && fgets(line, sizeof line, f)) {
@@ -192,12 +221,20 @@ static void test_dev_set(void)
         if (!im->data)
             continue;
         same += crop_matches_bytes(im->data, im->len, im->rel, ref);
+        qe_image img;
+        if (qe_image_decode(im->data, im->len, QE_DEFAULT_MAX_PIXELS, &img, NULL) == 0) {
+            agree += paths_agree(&img, im->rel);
+            qe_image_free(&img);
+        }
         n++;
     }
     fclose(f);
-    fprintf(stderr, "test_image: %d/%d dev crops identical to reference/preprocess.py\n", same, n);
+    fprintf(stderr, "test_image: %d/%d dev crops identical to reference/preprocess.py, %d with "
+            "the portable and %s kernels alike\n", same, n, agree,
+            qe_cpu_get()->avx2 ? "AVX2" : "portable (no AVX2)");
     CHECK(n == 600);
     CHECK(same == 600);
+    CHECK(agree == 600);
 
     double crop_rate = throughput(imgs, n, 1, 3), decode_rate = throughput(imgs, n, 0, 2);
     fprintf(stderr, "test_image: %d dev images, single thread: decode+crop %.0f images/s "
@@ -419,6 +456,49 @@ static void test_crop_shapes(void)
     CHECK(qe_image_crop(&bad, crop, err) == -1);
 }
 
+/* Random images of every size class the vector code has an edge for: 1-7 pixel sides (fewer
+ * than 8 rows in a block, fewer columns than one transpose step), sizes around 224/248 (odd
+ * and even tap counts, upscaling, one pass only: a side of 248 skips its pass), and long thin
+ * images (thousands of taps or columns). Random bytes, and random 0/255 for the extremes of
+ * the sums. */
+static void test_kernels_agree(void)
+{
+    if (!qe_cpu_get()->avx2) {
+        fprintf(stderr, "test_image: no AVX2 on this machine (or QE_ISA caps it): kernel "
+                "comparison skipped\n");
+        return;
+    }
+    static const int sides[] = {1, 2, 3, 7, 223, 224, 225, 248, 249, 500, 1001};
+    static const int extra[][2] = {{4000, 1}, {1, 4000}, {4000, 3}, {3, 4000}, {4000, 224},
+                                   {224, 4000}, {4000, 249}, {249, 4000}, {4000, 1001}, {1001, 4000},
+                                   {65500, 1}, {1, 65500}, {20000, 7}, {7, 20000}, {7919, 250},
+                                   {250, 7919}, {4000, 4000}};
+    const int ns = (int)(sizeof sides / sizeof sides[0]), ne = (int)(sizeof extra / sizeof extra[0]);
+    uint32_t s = 777;
+    int tried = 0, agree = 0;
+    for (int t = 0; t < ns * ns + ne; t++) {
+        int w = t < ns * ns ? sides[t / ns] : extra[t - ns * ns][0];
+        int h = t < ns * ns ? sides[t % ns] : extra[t - ns * ns][1];
+        if (qtest_quick() && (int64_t)w * h > 4000000)
+            continue;
+        qe_image img = {w, h, qe_malloc((size_t)w * h * 3)};
+        for (int extremes = 0; extremes < 2; extremes++) {
+            for (size_t i = 0; i < (size_t)w * h * 3; i++) {
+                s = s * 1103515245u + 12345u;
+                img.rgb[i] = extremes ? (uint8_t)(s >> 31 ? 255 : 0) : (uint8_t)(s >> 23);
+            }
+            char what[64];
+            snprintf(what, sizeof what, "random %dx%d%s", w, h, extremes ? " 0/255" : "");
+            agree += paths_agree(&img, what);
+            tried++;
+        }
+        free(img.rgb);
+    }
+    fprintf(stderr, "test_image: %d/%d random images with the portable and AVX2 kernels alike\n",
+            agree, tried);
+    CHECK(agree == tried);
+}
+
 int main(void)
 {
     test_goldens();
@@ -428,6 +508,7 @@ int main(void)
     test_sof_patches();
     test_tiny();
     test_crop_shapes();
+    test_kernels_agree();
     test_dev_set();
     return qtest_done("test_image");
 }
