@@ -1,5 +1,6 @@
 #include "pipeline.h"
 
+#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,7 +96,7 @@ qe_pipeline *qe_pipeline_start(const qe_dataset_item *items, size_t count, int b
     p->items = items;
     p->count = count;
     p->batch = batch > 0 ? batch : 1;
-    p->nworkers = workers > 0 ? workers : 1;
+    p->nworkers = workers > 0 ? workers : 0;
     p->max_pixels = max_pixels;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
@@ -110,9 +111,32 @@ qe_pipeline *qe_pipeline_start(const qe_dataset_item *items, size_t count, int b
     return p;
 }
 
+/* workers == 0: batch seq decoded here, one image per OpenMP iteration, into slot 0. */
+static qe_batch *fill_inline(qe_pipeline *p, int64_t seq)
+{
+    slot *s = &p->slots[0];
+    s->b.first = (size_t)seq * (size_t)p->batch;
+    size_t left = p->count - s->b.first;
+    s->b.n = left < (size_t)p->batch ? (int)left : p->batch;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (int j = 0; j < s->b.n; j++) {
+        float *x = s->b.x + (size_t)j * QE_TENSOR_FLOATS;
+        char *err = s->b.error[j];
+        err[0] = 0;
+        if (qe_pipeline_load_tensor(p->items[s->b.first + (size_t)j].path, p->max_pixels, x, err) != 0) {
+            memset(x, 0, QE_TENSOR_FLOATS * sizeof(float));
+            if (!err[0])
+                strcpy(err, "unreadable image");
+        }
+    }
+    return &s->b;
+}
+
 qe_batch *qe_pipeline_next(qe_pipeline *p)
 {
     int64_t total = (int64_t)((p->count + (size_t)p->batch - 1) / (size_t)p->batch);
+    if (p->nworkers == 0)
+        return p->next_out < total ? fill_inline(p, p->next_out++) : NULL;
     pthread_mutex_lock(&p->mu);
     if (p->next_out >= total) {
         pthread_mutex_unlock(&p->mu);

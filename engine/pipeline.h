@@ -24,7 +24,9 @@ typedef struct qe_batch {
 
 typedef struct qe_pipeline qe_pipeline;
 
-/* Starts `workers` threads over items[0..count). items must outlive the pipeline. */
+/* Starts `workers` threads over items[0..count). items must outlive the pipeline. With
+ * workers = 0 no thread is started: next() decodes each batch itself on the OpenMP threads,
+ * which then do not compete for the cores with decoding threads (no overlap either). */
 qe_pipeline *qe_pipeline_start(const qe_dataset_item *items, size_t count, int batch, int workers,
                                int64_t max_pixels);
 /* Blocks until the next batch is ready; NULL after the last one. */

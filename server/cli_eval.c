@@ -39,7 +39,8 @@ static void help(void)
          "  --limit N                evaluate only the first N images (sorted order)\n"
          "  --batch N                images per forward pass (default 16)\n"
          "  --threads N              compute threads (default: all cores)\n"
-         "  --workers N              image decoding threads (default 2)\n"
+         "  --workers N              image decoding threads (default 2; 0 = decode each batch on the\n"
+         "                           compute threads, between forward passes)\n"
          "  --json                   print one JSON object instead of the text summary\n"
          "  --predictions-out FILE   write CSV path,label,pred1,...,pred5 (the quantized model's)\n"
          "  --use-cuda True|False    accepted for compatibility with the zoo script (CPU only)\n"
@@ -91,7 +92,7 @@ static int parse(int argc, char **argv, eval_opts *o)
         case O_LIMIT: if (qe_cli_int("eval", "--limit", optarg, 1, 100000000, &o->limit)) return -1; break;
         case O_BATCH: if (qe_cli_int("eval", "--batch", optarg, 1, 1024, &o->batch)) return -1; break;
         case O_THREADS: if (qe_cli_int("eval", "--threads", optarg, 1, 1024, &o->threads)) return -1; break;
-        case O_WORKERS: if (qe_cli_int("eval", "--workers", optarg, 1, 64, &o->workers)) return -1; break;
+        case O_WORKERS: if (qe_cli_int("eval", "--workers", optarg, 0, 64, &o->workers)) return -1; break;
         case O_CPC: if (qe_cli_int("eval", "--calib-per-class", optarg, 0, 100000000, &o->calib_per_class)) return -1; break;
         case O_CIMG: if (qe_cli_int("eval", "--calib-images", optarg, 1, 100000000, &o->calib_images)) return -1; break;
         case O_CBATCH: if (qe_cli_int("eval", "--calib-batch", optarg, 1, 4096, &o->calib_batch)) return -1; break;
