@@ -7,25 +7,12 @@
 
 #include <immintrin.h>
 #include <stdint.h>
-#include <string.h>
 
-typedef struct tile_config {
-    uint8_t palette, start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
+#include "amx_tiles.h"
 
 int qe_peak_tdpbusd_loop__amx(long iters)
 {
-    tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
-    _tile_loadconfig(&cfg);
+    qe_amx_tiles_configure();
     _Alignas(64) uint8_t a[16 * 64];
     _Alignas(64) int32_t c[16 * 16];
     for (int i = 0; i < 16 * 64; i++)

@@ -14,35 +14,13 @@
 #include "qgemm.h"
 
 #include <immintrin.h>
-#include <string.h>
 
+#include "amx_tiles.h"
 #include "qgemm_epilogue__avx512.h"
 
 #define MR 32
 #define NR 32
 #define KB 64              /* K bytes per step: one A tile row */
-
-typedef struct tile_config {
-    uint8_t palette, start_row;
-    uint8_t reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} tile_config;
-
-/* The tile configuration is per-thread state, and other code in the thread may change or
- * release it: every call loads it (eight 16 x 64-byte tiles), a cost lost in the thousands of
- * cycles of tile work per call. */
-static void configure_tiles(void)
-{
-    tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
-    _tile_loadconfig(&cfg);
-}
 
 /* The K step of one 16-row half of A: the rows' segments advanced by k, as a base and a stride
  * for tileloadd. When the 16 segments are evenly spaced (consecutive pixels of one image row
@@ -82,7 +60,7 @@ void qe_qu8s8_gemm_ukernel_32x32c4__amx(size_t m, size_t nc, size_t ks, size_t k
                                         const void *const *ind, const void *w, uint8_t *c,
                                         size_t c_stride, const qe_qgemm_out *o, size_t n0)
 {
-    configure_tiles();
+    qe_amx_tiles_configure();
     _Alignas(64) uint8_t abuf[2][16 * KB];
     _Alignas(64) int32_t acc[MR][NR];
     const __m512i acc0_lo = _mm512_loadu_si512(o->acc0 + n0);
