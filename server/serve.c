@@ -68,7 +68,7 @@ static void conf_defaults(serve_conf *c)
     c->queue = 64;
     c->job_concurrency = 1;
     c->job_batch = 16;
-    c->job_workers = 2;
+    c->job_workers = 0;
     snprintf(c->calib.dataset, sizeof c->calib.dataset, "samples");
     c->calib.per_class = -1;
     snprintf(c->datasets[0].name, sizeof c->datasets[0].name, "samples");
@@ -220,7 +220,7 @@ static int parse_config(const char *path, serve_conf *c, char *err)
         conf_int(l, "max_connections", 4, 100000, &c->max_connections, err) ||
         conf_int(j, "concurrency", 1, 16, &c->job_concurrency, err) ||
         conf_int(j, "batch", 1, 1024, &c->job_batch, err) ||
-        conf_int(j, "workers", 1, 64, &c->job_workers, err))
+        conf_int(j, "workers", 0, 64, &c->job_workers, err))
         goto out;
     if (buf[0])
         conf_path(dir, buf, c->db, sizeof c->db);
