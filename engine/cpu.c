@@ -24,7 +24,7 @@ static unsigned long long xgetbv0(void)
 static void detect(void)
 {
     unsigned int a, b, c, d;
-    int avx2 = 0, vnni = 0, amx = 0;
+    int avx2 = 0, vnni = 0, amx = 0, vbmi = 0;
     if (__get_cpuid(1, &a, &b, &c, &d)) {
         int fma = (c >> 12) & 1, osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, f16c = (c >> 29) & 1;
         /* The OS must save YMM state (XCR0 bits 1 and 2) before AVX registers may be used, and
@@ -36,15 +36,16 @@ static void detect(void)
             int f = (b >> 16) & 1, dq = (b >> 17) & 1, bw = (b >> 30) & 1, vl = (b >> 31) & 1;
             int vnni_bit = (c >> 11) & 1;
             vnni = avx2 && f && dq && bw && vl && vnni_bit && (xcr0 & 0xE6) == 0xE6;
+            vbmi = vnni && ((c >> 1) & 1);
             int tile = (d >> 24) & 1, int8 = (d >> 25) & 1;
             amx = vnni && tile && int8 && (xcr0 & 0x60000) == 0x60000;
         }
     }
     const char *isa = getenv("QE_ISA");
     if (isa && strcmp(isa, "portable") == 0)
-        avx2 = vnni = amx = 0;
+        avx2 = vnni = amx = vbmi = 0;
     if (isa && strcmp(isa, "avx2") == 0)
-        vnni = amx = 0;
+        vnni = amx = vbmi = 0;
     if (isa && strcmp(isa, "avx512vnni") == 0)
         amx = 0;
     if (amx && syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0)
@@ -53,6 +54,7 @@ static void detect(void)
         g_capped[i].avx2 = avx2 && i >= QE_ISA_AVX2;
         g_capped[i].avx512vnni = vnni && i >= QE_ISA_AVX512VNNI;
         g_capped[i].amx = amx && i >= QE_ISA_AMX;
+        g_capped[i].avx512vbmi = vbmi && i >= QE_ISA_AVX512VNNI;
     }
 }
 

@@ -21,6 +21,7 @@ typedef struct qe_cpu {
     int avx2;
     int avx512vnni;        /* never set without avx2 */
     int amx;               /* never set without avx512vnni */
+    int avx512vbmi;        /* byte permutes (vpermi2b), only with avx512vnni; not a rung */
 } qe_cpu;
 
 /* Thread-safe; the first call detects, later calls return the cached result (under the cap). */

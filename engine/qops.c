@@ -101,12 +101,16 @@ void qe_qops_maxpool_3x3s2(const uint8_t *in, int n, int h, int c, const uint8_t
         return;
     size_t img_in = (size_t)h * (size_t)h * (size_t)c;
     size_t img_out = (size_t)oh * (size_t)oh * (size_t)c;
+    const int vbmi = qe_cpu_get()->avx512vbmi;
 #pragma omp parallel for schedule(static)
     for (long it = 0; it < (long)n * oh; it++) {
         long i = it / oh;
         int y = (int)(it % oh);
-        maxpool_row(in + (size_t)i * img_in, h, c, y, lut,
-                    out + (size_t)i * img_out + (size_t)y * (size_t)oh * (size_t)c);
+        uint8_t *o = out + (size_t)i * img_out + (size_t)y * (size_t)oh * (size_t)c;
+        if (vbmi)
+            qe_qops_maxpool_row__avx512vbmi(in + (size_t)i * img_in, h, c, y, lut, o);
+        else
+            maxpool_row(in + (size_t)i * img_in, h, c, y, lut, o);
     }
 }
 

@@ -1,6 +1,7 @@
 /*
  * qops_ukernel.h - the row kernels behind qops.c (internal to the engine): a portable C version,
- * which is the reference, and an AVX2 version chosen once at run time (cpu.h), bit-identical.
+ * which is the reference, and an AVX2 (or AVX-512) version chosen at run time (cpu.h),
+ * bit-identical.
  */
 #ifndef QE_QOPS_UKERNEL_H
 #define QE_QOPS_UKERNEL_H
@@ -23,5 +24,10 @@ void qe_qops_quantize_chw3__avx2(const qe_qparams *qp, const float *x, size_t hw
 /* §9.3 on count codes in place: a[i] = op(a[i], b[i]). */
 void qe_qops_add_row__scalar(uint8_t *a, const uint8_t *b, size_t count, const qe_qops_add_op *op);
 void qe_qops_add_row__avx2(uint8_t *a, const uint8_t *b, size_t count, const qe_qops_add_op *op);
+
+/* §9.4, output row y of one h x h x c image of codes: the max over each valid 3x3 stride-2
+ * window, through lut. AVX-512 VBMI only (cpu.h avx512vbmi). */
+void qe_qops_maxpool_row__avx512vbmi(const uint8_t *in, int h, int c, int y, const uint8_t lut[256],
+                                     uint8_t *out);
 
 #endif
