@@ -137,7 +137,7 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
     const int p0 = (int)(task % p->n_groups) * p->panels_per_task;
     const int p1 = p0 + p->panels_per_task < p->panels ? p0 + p->panels_per_task : p->panels;
     qe_gemm_tiling tl;
-    qe_gemm_tiling_init(&tl, rows, QE_F32_GEMM_MR);
+    qe_gemm_tiling_init(&tl, rows, x->cfg->mr);
 
     /* A residual that is the output itself is added in the first K block, before later blocks
      * replace it with partial sums; any other in the last. */
@@ -181,7 +181,8 @@ void qe_conv_f32_forward(const qe_conv_f32 *c, const float *in, int n, int h, in
         return;
     int threads = omp_get_max_threads();
     int panels = (c->cout + QE_F32_GEMM_NR - 1) / QE_F32_GEMM_NR;
-    qe_gemm_plan_init(&plan, &g, panels, QE_F32_GEMM_MR, MC_MAX, KC_MAX, threads);
+    const qe_f32_gemm_config *cfg = qe_f32_gemm_config_get();
+    qe_gemm_plan_init(&plan, &g, panels, cfg->mr, MC_MAX, KC_MAX, threads);
     if ((size_t)threads > plan.tasks)
         threads = (int)plan.tasks;
 
@@ -190,7 +191,7 @@ void qe_conv_f32_forward(const qe_conv_f32 *c, const float *in, int n, int h, in
     size_t out_bytes = g.m * (size_t)c->cout * sizeof(float);
     int stream = out_bytes >= STREAM_MIN_BYTES && (uintptr_t)out % 32 == 0 && c->cout % 8 == 0;
 
-    forward_ctx x = {c, &g, &plan, qe_f32_gemm_config_get(), in, residual, out, relu, stream};
+    forward_ctx x = {c, &g, &plan, cfg, in, residual, out, relu, stream};
 #pragma omp parallel num_threads(threads)
     {
         scratch s;

@@ -15,7 +15,7 @@ static inline void igemm_tile(const int mr, size_t nc, size_t ks, size_t kc,
                               const float *const *a, const float *w, float *c, size_t c_stride,
                               const qe_f32_gemm_params *params)
 {
-    float acc[QE_F32_GEMM_MR][QE_F32_GEMM_NR];
+    float acc[QE_F32_GEMM_MR_MAX][QE_F32_GEMM_NR];
 
     for (int r = 0; r < mr; r++)
         for (size_t j = 0; j < QE_F32_GEMM_NR; j++)
@@ -52,24 +52,45 @@ DEFINE_UKERNEL(3)
 DEFINE_UKERNEL(4)
 DEFINE_UKERNEL(5)
 DEFINE_UKERNEL(6)
+/* Taller tiles: not used by this path (6 rows), but the reference of the AVX-512 kernels. */
+DEFINE_UKERNEL(7)
+DEFINE_UKERNEL(8)
+DEFINE_UKERNEL(9)
+DEFINE_UKERNEL(10)
+DEFINE_UKERNEL(11)
+DEFINE_UKERNEL(12)
 
 static const qe_f32_gemm_config config_scalar = {
-    "scalar",
+    "scalar", 6,
     {NULL, qe_f32_igemm_ukernel_1x16__scalar, qe_f32_igemm_ukernel_2x16__scalar,
      qe_f32_igemm_ukernel_3x16__scalar, qe_f32_igemm_ukernel_4x16__scalar,
-     qe_f32_igemm_ukernel_5x16__scalar, qe_f32_igemm_ukernel_6x16__scalar},
+     qe_f32_igemm_ukernel_5x16__scalar, qe_f32_igemm_ukernel_6x16__scalar,
+     qe_f32_igemm_ukernel_7x16__scalar, qe_f32_igemm_ukernel_8x16__scalar,
+     qe_f32_igemm_ukernel_9x16__scalar, qe_f32_igemm_ukernel_10x16__scalar,
+     qe_f32_igemm_ukernel_11x16__scalar, qe_f32_igemm_ukernel_12x16__scalar},
 };
 
 static const qe_f32_gemm_config config_avx2 = {
-    "avx2",
+    "avx2", 6,
     {NULL, qe_f32_igemm_ukernel_1x16__avx2, qe_f32_igemm_ukernel_2x16__avx2,
      qe_f32_igemm_ukernel_3x16__avx2, qe_f32_igemm_ukernel_4x16__avx2,
      qe_f32_igemm_ukernel_5x16__avx2, qe_f32_igemm_ukernel_6x16__avx2},
 };
 
+static const qe_f32_gemm_config config_avx512 = {
+    "avx512vnni", 12,
+    {NULL, qe_f32_igemm_ukernel_1x16__avx512vnni, qe_f32_igemm_ukernel_2x16__avx512vnni,
+     qe_f32_igemm_ukernel_3x16__avx512vnni, qe_f32_igemm_ukernel_4x16__avx512vnni,
+     qe_f32_igemm_ukernel_5x16__avx512vnni, qe_f32_igemm_ukernel_6x16__avx512vnni,
+     qe_f32_igemm_ukernel_7x16__avx512vnni, qe_f32_igemm_ukernel_8x16__avx512vnni,
+     qe_f32_igemm_ukernel_9x16__avx512vnni, qe_f32_igemm_ukernel_10x16__avx512vnni,
+     qe_f32_igemm_ukernel_11x16__avx512vnni, qe_f32_igemm_ukernel_12x16__avx512vnni},
+};
+
 const qe_f32_gemm_config *qe_f32_gemm_config_get(void)
 {
-    return qe_cpu_get()->avx2 ? &config_avx2 : &config_scalar;
+    const qe_cpu *c = qe_cpu_get();
+    return c->avx512vnni ? &config_avx512 : c->avx2 ? &config_avx2 : &config_scalar;
 }
 
 const qe_f32_gemm_config *qe_f32_gemm_config_scalar(void) { return &config_scalar; }

@@ -10,15 +10,15 @@
  * is added at the end of the call (the caller passes it on one K block, usually the last), then
  * max(., 0) if params->relu (last block only), and params->stream may ask
  * for non-temporal stores of a C that will not be read again soon. Names follow XNNPACK:
- * qe_f32_igemm_ukernel_<MR>x16__<isa>. Every MR from 1 to 6 has its own kernel so a short tail
- * of rows costs in proportion to its rows.
+ * qe_f32_igemm_ukernel_<MR>x16__<isa>. Every MR from 1 to the ISA's tile height has its own
+ * kernel so a short tail of rows costs in proportion to its rows.
  */
 #ifndef QE_GEMM_F32_H
 #define QE_GEMM_F32_H
 
 #include <stddef.h>
 
-#define QE_F32_GEMM_MR 6
+#define QE_F32_GEMM_MR_MAX 12   /* the tallest tile of any ISA's kernels */
 #define QE_F32_GEMM_NR 16
 
 typedef struct qe_f32_gemm_params {
@@ -32,16 +32,18 @@ typedef void (*qe_f32_igemm_ukernel_fn)(size_t nc, size_t ks, size_t kc,
                                         const float *const *a, const float *w, float *c,
                                         size_t c_stride, const qe_f32_gemm_params *params);
 
-/* The kernels of one ISA, indexed by the number of rows of the tile (1..QE_F32_GEMM_MR). */
+/* The kernels of one ISA, indexed by the number of rows of the tile (1..mr). */
 typedef struct qe_f32_gemm_config {
     const char *isa;
-    qe_f32_igemm_ukernel_fn igemm[QE_F32_GEMM_MR + 1];
+    int mr;                 /* rows of a full tile */
+    qe_f32_igemm_ukernel_fn igemm[QE_F32_GEMM_MR_MAX + 1];
 } qe_f32_gemm_config;
 
-/* The AVX2+FMA table when qe_cpu_get()->avx2, else the portable one; read on every call so a
- * test can switch paths with qe_cpu_cap(). */
+/* The AVX-512 table on the AVX-512 rung of cpu.h, AVX2+FMA with AVX2, else the portable one;
+ * read on every call so a test can switch paths with qe_cpu_cap(). */
 const qe_f32_gemm_config *qe_f32_gemm_config_get(void);
-/* The portable table (tests compare every path against it). */
+/* The portable table (tests compare every path against it; it has kernels up to
+ * QE_F32_GEMM_MR_MAX rows for that purpose). */
 const qe_f32_gemm_config *qe_f32_gemm_config_scalar(void);
 
 #define QE_F32_IGEMM_DECLARE(mr, isa)                                                      \
@@ -54,5 +56,11 @@ const qe_f32_gemm_config *qe_f32_gemm_config_scalar(void);
     QE_F32_IGEMM_DECLARE(4, isa) QE_F32_IGEMM_DECLARE(5, isa) QE_F32_IGEMM_DECLARE(6, isa)
 QE_F32_IGEMM_DECLARE_ALL(scalar)
 QE_F32_IGEMM_DECLARE_ALL(avx2)
+QE_F32_IGEMM_DECLARE_ALL(avx512vnni)
+#define QE_F32_IGEMM_DECLARE_TALL(isa)                                                       \
+    QE_F32_IGEMM_DECLARE(7, isa) QE_F32_IGEMM_DECLARE(8, isa) QE_F32_IGEMM_DECLARE(9, isa)   \
+    QE_F32_IGEMM_DECLARE(10, isa) QE_F32_IGEMM_DECLARE(11, isa) QE_F32_IGEMM_DECLARE(12, isa)
+QE_F32_IGEMM_DECLARE_TALL(scalar)
+QE_F32_IGEMM_DECLARE_TALL(avx512vnni)
 
 #endif

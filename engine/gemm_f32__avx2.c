@@ -25,7 +25,7 @@ static inline __attribute__((always_inline)) void
 igemm_tile(const int mr, size_t nc, size_t ks, size_t kc, const float *const *a, const float *w,
            float *c, size_t c_stride, const qe_f32_gemm_params *params)
 {
-    __m256 lo[QE_F32_GEMM_MR], hi[QE_F32_GEMM_MR];
+    __m256 lo[6], hi[6];
     const int full = nc == QE_F32_GEMM_NR;
     const __m256i mlo = lane_mask(nc < 8 ? nc : 8), mhi = lane_mask(nc > 8 ? nc - 8 : 0);
 
@@ -46,7 +46,7 @@ igemm_tile(const int mr, size_t nc, size_t ks, size_t kc, const float *const *a,
     }
 
     for (size_t s = 0; s < ks; s++, a += mr) {
-        const float *ar[QE_F32_GEMM_MR];
+        const float *ar[6];
 #pragma GCC unroll 6
         for (int r = 0; r < mr; r++)
             ar[r] = a[r];

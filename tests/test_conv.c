@@ -217,22 +217,25 @@ static void test_f32_threads(void)
     free(in), free(wt), free(bias), free(res), free(o1), free(o3);
 }
 
-/* Each AVX2 microkernel against its portable twin: every row count, column tails, segment
- * counts and lengths, bias vs. continuing from C, residual, ReLU; columns past nc and rows past
- * mr must be left alone. */
-static void test_f32_ukernels(void)
+/* Each AVX2 and AVX-512 microkernel against its portable twin: every row count, column tails,
+ * segment counts and lengths, bias vs. continuing from C, residual, ReLU; columns past nc and
+ * rows past mr must be left alone. */
+static void test_f32_ukernels_isa(qe_isa isa)
 {
-    if (!qe_cpu_get()->avx2) {
-        fprintf(stderr, "test_conv: no AVX2, microkernel comparison skipped\n");
+    qe_cpu_cap(isa);
+    if (qe_cpu_isa() != isa) {
+        qe_cpu_cap(QE_ISA_BEST);
+        fprintf(stderr, "test_conv: no %s, its microkernel comparison skipped\n",
+                isa == QE_ISA_AVX2 ? "AVX2" : "AVX-512");
         return;
     }
-    qe_cpu_cap(QE_ISA_BEST);
     const qe_f32_gemm_config *fast = qe_f32_gemm_config_get(), *port = qe_f32_gemm_config_scalar();
+    qe_cpu_cap(QE_ISA_BEST);
     static const size_t ncs[] = {1, 3, 7, 8, 9, 15, 16};
     static const size_t kcs[] = {0, 1, 2, 5, 16, 37};
     /* C rows 21 floats apart (unaligned), or 24 (32-byte aligned) for non-temporal stores. */
-    enum { MAXC = 6 * 24, MAXK = 37, MAXS = 3 };
-    float *a = rnd_array(MAXS * 6 * MAXK), *bias = rnd_array(16), *res = rnd_array(MAXC);
+    enum { MAXR = QE_F32_GEMM_MR_MAX, MAXC = MAXR * 24, MAXK = 37, MAXS = 3 };
+    float *a = rnd_array(MAXS * MAXR * MAXK), *bias = rnd_array(16), *res = rnd_array(MAXC);
     float *w = qe_malloc_aligned(MAXS * MAXK * 16 * sizeof *w);
     for (int i = 0; i < MAXS * MAXK * 16; i++)
         w[i] = rnd();
@@ -241,7 +244,7 @@ static void test_f32_ukernels(void)
     for (int i = 0; i < MAXC; i++)
         cinit[i] = rnd();
     int bad = 0, cases = 0;
-    for (int mr = 1; mr <= QE_F32_GEMM_MR; mr++)
+    for (int mr = 1; mr <= fast->mr; mr++)
         for (size_t ks = 1; ks <= MAXS; ks++)
             for (size_t ni = 0; ni < sizeof ncs / sizeof ncs[0]; ni++)
                 for (size_t ki = 0; ki < sizeof kcs / sizeof kcs[0]; ki++)
@@ -251,16 +254,16 @@ static void test_f32_ukernels(void)
                         const size_t stride = p.stream ? 24 : 21;
                         size_t nc = ncs[ni], kc = kcs[ki];
                         /* Segments in scrambled order, at odd offsets. */
-                        const float *ind[MAXS * 6];
+                        const float *ind[MAXS * MAXR];
                         for (size_t sg = 0; sg < ks; sg++)
                             for (int r = 0; r < mr; r++)
-                                ind[sg * mr + r] = a + ((ks - 1 - sg) * 6 + (size_t)(r * 5 % 6)) * MAXK;
+                                ind[sg * mr + r] = a + ((ks - 1 - sg) * MAXR + (size_t)(r * 5 % MAXR)) * MAXK;
                         memcpy(c0, cinit, sizeof cinit);
                         memcpy(c1, cinit, sizeof cinit);
                         port->igemm[mr](nc, ks, kc, ind, w, c0, stride, &p);
                         fast->igemm[mr](nc, ks, kc, ind, w, c1, stride, &p);
                         cases++;
-                        for (size_t i = 0; i < 6 * stride; i++) {
+                        for (size_t i = 0; i < MAXR * stride; i++) {
                             size_t r = i / stride, j = i % stride;
                             int inside = r < (size_t)mr && j < nc;
                             /* ks*kc + 3 terms of magnitude <= 1 each, rounded differently. */
@@ -272,9 +275,15 @@ static void test_f32_ukernels(void)
                             }
                         }
                     }
-    CHECKF(bad == 0, "%d of %d microkernel cases differ", bad, cases);
+    CHECKF(bad == 0, "%s: %d of %d microkernel cases differ", fast->isa, bad, cases);
     qe_free_aligned(w), qe_free_aligned(c0), qe_free_aligned(c1);
     free(a), free(bias), free(res);
+}
+
+static void test_f32_ukernels(void)
+{
+    test_f32_ukernels_isa(QE_ISA_AVX2);
+    test_f32_ukernels_isa(QE_ISA_AVX512VNNI);
 }
 
 /* Tiles of a row range: each 1..tile rows, sizes within 1 of each other, summing to rows. */

@@ -56,7 +56,7 @@ static float *read_f32(const char *path, size_t n)
 }
 
 /* The 32 golden images: logits and top-5. */
-static void check_golden_logits(qe_f32net *net, const char *arch)
+static void check_golden_logits(qe_f32net *net, const char *arch, float *out)
 {
     json_error_t je;
     json_t *man = json_load_file(qtest_shared("golden/fp32/manifest.json"), 0, &je);
@@ -99,6 +99,8 @@ static void check_golden_logits(qe_f32net *net, const char *arch)
             CHECKF(ta[k] == tb[k], "%s image %d: top-5[%d] %d vs golden %d", arch, i, k, tb[k], ta[k]);
     }
     fprintf(stderr, "%s (%s): %d golden images, worst |diff|/max|logit| = %.2e\n", arch, qe_cpu_isa_name(), n, worst);
+    if (out)
+        memcpy(out, logits, (size_t)n * 1000 * sizeof *logits);
     free(x);
     free(logits);
     free(golden);
@@ -165,7 +167,8 @@ int main(void)
         CHECK(net != NULL);
         if (!net)
             continue;
-        check_golden_logits(net, archs[a]);
+        float *best = calloc(32 * 1000, sizeof *best);
+        check_golden_logits(net, archs[a], best);
         if (!qtest_quick())   /* the sanitizer run's cli_eval covers the pipeline on 96 of them */
             check_dev_top1(net, archs[a]);
         qe_f32net_free(net);
@@ -175,10 +178,25 @@ int main(void)
             qe_cpu_cap(QE_ISA_PORTABLE);
             net = open_net(archs[a]);
             if (net)
-                check_golden_logits(net, archs[a]);
+                check_golden_logits(net, archs[a], NULL);
             qe_f32net_free(net);
             qe_cpu_cap(QE_ISA_BEST);
         }
+        /* The AVX2 and AVX-512 kernels perform the same operations in the same order (gemm_f32.h):
+         * the whole network's logits must be the same bits. */
+        if (qe_cpu_get()->avx512vnni) {
+            float *avx2 = calloc(32 * 1000, sizeof *avx2);
+            qe_cpu_cap(QE_ISA_AVX2);
+            net = open_net(archs[a]);
+            if (net)
+                check_golden_logits(net, archs[a], avx2);
+            qe_f32net_free(net);
+            qe_cpu_cap(QE_ISA_BEST);
+            CHECKF(memcmp(best, avx2, 32 * 1000 * sizeof *best) == 0, "%s: AVX2 and AVX-512 logits differ",
+                   archs[a]);
+            free(avx2);
+        }
+        free(best);
     }
     return qtest_done("test_fp32");
 }
