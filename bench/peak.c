@@ -31,6 +31,8 @@ static double loop_f32_scalar(long iters) { SCALAR_PEAK(float); }
 static double loop_f64_scalar(long iters) { SCALAR_PEAK(double); }
 static double loop_f32_avx2(long iters) { return qe_peak_f32_loop__avx2(iters); }
 static double loop_f64_avx2(long iters) { return qe_peak_f64_loop__avx2(iters); }
+static double loop_f32_avx512(long iters) { return qe_peak_f32_loop__avx512vnni(iters); }
+static double loop_f64_avx512(long iters) { return qe_peak_f64_loop__avx512vnni(iters); }
 
 /* Seconds of wall time for `iters` rounds on each of `threads` threads. */
 static double timed_run(peak_loop_fn loop, long iters, int threads)
@@ -69,6 +71,8 @@ double qe_peak_measure(double (*loop)(long iters), double macs_per_iter, int rou
 
 double qe_peak_f32_gmacs(int threads)
 {
+    if (qe_cpu_get()->avx512vnni)
+        return qe_peak_measure(loop_f32_avx512, PEAK_ACCS * 16, PEAK_ROUNDS, threads);
     if (qe_cpu_get()->avx2)
         return qe_peak_measure(loop_f32_avx2, PEAK_ACCS * 8, PEAK_ROUNDS, threads);
     return qe_peak_measure(loop_f32_scalar, PEAK_ACCS, PEAK_ROUNDS, threads);
@@ -76,6 +80,8 @@ double qe_peak_f32_gmacs(int threads)
 
 double qe_peak_f64_gmacs(int threads)
 {
+    if (qe_cpu_get()->avx512vnni)
+        return qe_peak_measure(loop_f64_avx512, PEAK_ACCS * 8, PEAK_ROUNDS, threads);
     if (qe_cpu_get()->avx2)
         return qe_peak_measure(loop_f64_avx2, PEAK_ACCS * 4, PEAK_ROUNDS, threads);
     return qe_peak_measure(loop_f64_scalar, PEAK_ACCS, PEAK_ROUNDS, threads);

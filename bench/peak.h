@@ -3,8 +3,9 @@
  *
  * A register-resident loop of independent fused multiply-adds runs on `threads` OpenMP threads
  * for about 0.3 s; the result is in GMAC/s, one MAC per FMA lane (an 8-lane f32 FMA counts 8).
- * On a CPU without AVX2+FMA (or with QE_ISA=portable) the loops are plain C and the result is
- * the scalar multiply-add rate.
+ * The loops use the widest vectors the FP32 kernels use: 512-bit on the AVX-512 rung of cpu.h,
+ * else 256-bit with AVX2+FMA; without either (or with QE_ISA=portable) they are plain C and the
+ * result is the scalar multiply-add rate.
  */
 #ifndef QE_PEAK_H
 #define QE_PEAK_H
@@ -23,5 +24,7 @@ double qe_peak_f64_gmacs(int threads);
  * derived from the accumulators so the work cannot be optimised away. */
 float qe_peak_f32_loop__avx2(long iters);
 double qe_peak_f64_loop__avx2(long iters);
+float qe_peak_f32_loop__avx512vnni(long iters);
+double qe_peak_f64_loop__avx512vnni(long iters);
 
 #endif
