@@ -7,7 +7,6 @@
 
 #include <immintrin.h>
 
-
 float qe_peak_f32_loop__avx512vnni(long iters)
 {
     PEAK_BODY(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_reduce_add_ps);
