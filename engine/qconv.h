@@ -8,8 +8,8 @@
  *
  * scale[c] = (double)delta_x * (double)delta_w[c] and bias[c] = (double)bias'[c] are given by the
  * caller. Padding positions contribute zero (code z_x). Weights are packed once at init; the
- * accumulation never depends on saturating instructions. Kernels: AVX2 and portable C, chosen
- * at run time (cpu.h), tested equal. fc is a 1x1 convolution on a 1x1 image.
+ * accumulation never depends on saturating instructions. Kernels: AMX, AVX-512 VNNI, AVX2 and
+ * portable C, chosen at run time (cpu.h), tested equal. fc is a 1x1 convolution on a 1x1 image.
  */
 #ifndef QE_QCONV_H
 #define QE_QCONV_H
