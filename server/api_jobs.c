@@ -266,22 +266,26 @@ void qe_api_jobs_list(void *app, qe_http_req *r)
     qe_http_reply_json(r, 200, json_pack("{s:o,s:o}", "jobs", a, "next_before", next));
 }
 
-/* Reads the run and job of /v1/jobs/{id}; replies 404 (returns -1) if there is no such job. */
+/* Reads the run and job of /v1/jobs/{id}; replies 404 (returns -1) if there is no such job, 500
+ * if the store cannot be read. */
 static int load_job(qe_server *s, qe_http_req *r, qe_store *st, qe_store_run *run, qe_store_job *job)
 {
     int64_t id = parse_id(r->captures[0]);
     char err[QE_ERR_LEN];
     int found = 0, jfound = 0;
-    if (id && (qe_store_run_get(st, id, run, &found, err) || !found)) {
+    /* A store that cannot be read is the server's fault (500); a missing job the client's (404). */
+    if (id && qe_store_run_get(st, id, run, &found, err) != 0) {
+        qe_http_reply_error(r, 500, "cannot read job %lld: %s", (long long)id, err);
+        return -1;
+    }
+    if (found && qe_store_job_get(st, id, job, &jfound, err) != 0) {
+        qe_store_run_clear(run);
+        qe_http_reply_error(r, 500, "cannot read job %lld: %s", (long long)id, err);
+        return -1;
+    }
+    if (!found || !jfound) {
         if (found)
             qe_store_run_clear(run);
-        found = 0;
-    }
-    if (found && (qe_store_job_get(st, id, job, &jfound, err) || !jfound)) {
-        qe_store_run_clear(run);
-        found = 0;
-    }
-    if (!found) {
         qe_http_reply_error(r, 404, "no job '%s'", r->captures[0]);
         return -1;
     }
@@ -377,16 +381,22 @@ static int class_row(void *ctx, const qe_store_class *c)
     return 0;
 }
 
-/* Reads /v1/runs/{id}; replies 404 (returns -1) if there is no such run. */
+/* Reads /v1/runs/{id}; replies 404 (returns -1) if there is no such run, 500 if the store cannot
+ * be read. */
 static int load_run(qe_http_req *r, qe_store *st, qe_store_run *run)
 {
     int64_t id = parse_id(r->captures[0]);
     int found = 0;
     char err[QE_ERR_LEN];
-    if (id && qe_store_run_get(st, id, run, &found, err) == 0 && found)
-        return 0;
-    qe_http_reply_error(r, 404, "no run '%s'", r->captures[0]);
-    return -1;
+    if (id && qe_store_run_get(st, id, run, &found, err) != 0) {
+        qe_http_reply_error(r, 500, "cannot read run %lld: %s", (long long)id, err);
+        return -1;
+    }
+    if (!found) {
+        qe_http_reply_error(r, 404, "no run '%s'", r->captures[0]);
+        return -1;
+    }
+    return 0;
 }
 
 void qe_api_run_get(void *app, qe_http_req *r)
