@@ -64,20 +64,19 @@ static size_t elem_bytes(const qe_qgemm_kernel *k) { return k->kr == 2 ? 2 : 1; 
 
 /* The packing follows the codes actually present rather than wbits. With AMX or VNNI, every
  * layer whose codes fit int8 (all signed encodings of 8 bits or fewer) takes the tdpbusd or
- * vpdpbusd kernel.
- * Otherwise the AVX2 c4 kernels are exact only for |k| <= QE_QGEMM_SUM4_KMAX (qgemm.h), which
- * covers 4-bit codes, signed or not (§1.6), and the faster depth-8 one for
+ * vpdpbusd kernel. Otherwise the AVX2 c4 kernels are exact only for |k| <= QE_QGEMM_SUM4_KMAX
+ * (qgemm.h), which covers 4-bit codes, signed or not (§1.6), and the faster depth-8 one for
  * |k| <= QE_QGEMM_SUM8_KMAX, the signed 4-bit codes. Every other layer, among them any with an
  * unsigned 8-bit channel (codes up to 255, §1.6), gets the c2 kernels, whose int16 weights and
  * int32 pair sums hold any such code exactly. */
 static const qe_qgemm_kernel *select_kernel(const int16_t *k, size_t count)
 {
-    int kmax = 0, klo = 0, khi = 0;
+    int klo = 0, khi = 0;
     for (size_t i = 0; i < count; i++) {
-        kmax = abs(k[i]) > kmax ? abs(k[i]) : kmax;
         klo = k[i] < klo ? k[i] : klo;
         khi = k[i] > khi ? k[i] : khi;
     }
+    const int kmax = khi > -klo ? khi : -klo;
     /* AMX's tdpbusd and VNNI's vpdpbusd are exact for any int8 weight, 4-bit or 8-bit (qgemm.h) */
     if (klo >= INT8_MIN && khi <= INT8_MAX) {
         if (qe_cpu_get()->amx)

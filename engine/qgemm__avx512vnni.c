@@ -1,7 +1,8 @@
 /*
  * qgemm__avx512vnni.c - the AVX-512 VNNI micro-kernel of qgemm.h (built with -mavx512f
- * -mavx512bw -mavx512dq -mavx512vl -mavx512vnni; no FMA is used: the build's -ffp-contract=off
- * keeps the epilogue's f64 multiply and add apart, §9.8).
+ * -mavx512bw -mavx512dq -mavx512vl -mavx512vnni; the build's -ffp-contract=off keeps the exact
+ * epilogue's f64 multiply and add apart, §9.8; the one FMA, the fast path's estimate, is an
+ * explicit intrinsic checked by its margin, qgemm_fast.c).
  *
  * vpdpbusd multiplies four uint8 activation codes by four int8 weight codes and adds the four
  * products to an int32 lane in one step, without the int16 intermediate (and its saturation)
@@ -17,8 +18,8 @@
 #define MR 12
 #define NR 32
 
-/* One quad of A (four uint8 codes), broadcast to every 32-bit lane: GCC folds the load into
- * vpdpbusd's embedded broadcast. */
+/* One quad of A (four uint8 codes), broadcast to every 32-bit lane (a vpbroadcastd from memory,
+ * which costs a load port only). */
 static inline __m512i bcast32(const uint8_t *p)
 {
     int32_t v;

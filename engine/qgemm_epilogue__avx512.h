@@ -13,8 +13,7 @@
 #include "qgemm.h"
 
 typedef struct rq16_consts {
-    __m512 max_f, min_f, offset_f, zero, c255, half;
-    __m512 delta_f;
+    __m512 max_f, min_f, delta_f, offset_f, zero, c255, half;
     int relu;
     int clamp_min;         /* 0 when the ReLU already keeps y >= 0 >= min_f */
 } rq16_consts;
