@@ -48,13 +48,13 @@ typedef struct qconv_priv {
     size_t npad;           /* cout rounded up to the kernel's nr */
 } qconv_priv;
 
-static const qe_qgemm_kernel kern_s8_scalar = {qe_qu8s8_gemm_ukernel_4x16c2__scalar, 4, 16, 2, 2};
-static const qe_qgemm_kernel kern_s4_scalar = {qe_qu8s4_gemm_ukernel_4x16c4__scalar, 4, 16, 4, 4};
-static const qe_qgemm_kernel kern_s8_avx2 = {qe_qu8s8_gemm_ukernel_6x16c2__avx2_madd16, 6, 16, 2, 2};
-static const qe_qgemm_kernel kern_s4_avx2 = {qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum8, 6, 16, 4, 32};
-static const qe_qgemm_kernel kern_u4_avx2 = {qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum4, 6, 16, 4, 16};
-static const qe_qgemm_kernel kern_s8_amx = {qe_qu8s8_gemm_ukernel_32x32c4__amx, 32, 32, 4, 64};
-static const qe_qgemm_kernel kern_s8_vnni = {qe_qu8s8_gemm_ukernel_12x32c4__avx512vnni, 12, 32, 4, 4};
+static const qe_qgemm_kernel kern_s8_scalar = {qe_qu8s8_gemm_ukernel_4x16c2__scalar, 4, 16, 2, 2, 0};
+static const qe_qgemm_kernel kern_s4_scalar = {qe_qu8s4_gemm_ukernel_4x16c4__scalar, 4, 16, 4, 4, 0};
+static const qe_qgemm_kernel kern_s8_avx2 = {qe_qu8s8_gemm_ukernel_6x16c2__avx2_madd16, 6, 16, 2, 2, 0};
+static const qe_qgemm_kernel kern_s4_avx2 = {qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum8, 6, 16, 4, 32, 0};
+static const qe_qgemm_kernel kern_u4_avx2 = {qe_qu8s4_gemm_ukernel_6x16c4__avx2_sum4, 6, 16, 4, 16, 0};
+static const qe_qgemm_kernel kern_s8_amx = {qe_qu8s8_gemm_ukernel_32x32c4__amx, 32, 32, 4, 64, 1};
+static const qe_qgemm_kernel kern_s8_vnni = {qe_qu8s8_gemm_ukernel_12x32c4__avx512vnni, 12, 32, 4, 4, 1};
 
 static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 
@@ -373,8 +373,13 @@ void qe_qconv_forward(const qe_qconv *c, const uint8_t *in, int n, int h, int w,
     }
     qe_qgemm_out o = {acc0, scale, bias, rq->relu, rq->out.min_f, rq->out.max_f, rq->out.delta_f,
                       rq->out.offset_f, rq->add, out, rq->residual, NULL, NULL, 0, 0, 0};
-    float *fa = qe_calloc(pv->npad, sizeof *fa), *fb = qe_calloc(pv->npad, sizeof *fb);
-    qe_qgemm_fast_init(&o, cout, fa, fb);
+    /* The fast path's per-channel factors, for the kernels that use them. */
+    float *fa = NULL, *fb = NULL;
+    if (kern->fast_epilogue) {
+        fa = qe_calloc(pv->npad, sizeof *fa);
+        fb = qe_calloc(pv->npad, sizeof *fb);
+        qe_qgemm_fast_init(&o, cout, fa, fb);
+    }
 
     qconv_geom g = {h, w, oh, ow, zx, kern->kr == 2, pv->kp * elem_bytes(kern), 0, 1, pv->kp};
     size_t run = (size_t)c->kw * (size_t)c->cin, mr = (size_t)kern->mr;

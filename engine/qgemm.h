@@ -94,6 +94,7 @@ typedef struct qe_qgemm_kernel {
     int nr;                /* channels per panel and per call */
     int kr;                /* K granule of the packing: 2 (c2) or 4 (c4) */
     int kc_align;          /* kc must be a multiple of this (a multiple of kr) */
+    int fast_epilogue;     /* reads the fast path of qe_qgemm_out (fa, fb, ...) */
 } qe_qgemm_kernel;
 
 void qe_qu8s8_gemm_ukernel_4x16c2__scalar(size_t m, size_t nc, size_t ks, size_t kc,
