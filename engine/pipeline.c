@@ -100,7 +100,8 @@ qe_pipeline *qe_pipeline_start(const qe_dataset_item *items, size_t count, int b
     p->max_pixels = max_pixels;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
-    for (int i = 0; i < QE_PIPE_DEPTH; i++) {
+    /* Decoding inline needs the one batch being filled; workers fill ahead. */
+    for (int i = 0; i < (p->nworkers ? QE_PIPE_DEPTH : 1); i++) {
         p->slots[i].seq = -1;
         p->slots[i].b.x = qe_malloc_aligned((size_t)p->batch * QE_TENSOR_FLOATS * sizeof(float));
         p->slots[i].b.error = qe_calloc((size_t)p->batch, QE_ERR_LEN);
