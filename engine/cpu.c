@@ -76,8 +76,10 @@ qe_isa qe_cpu_isa(void)
 
 void qe_cpu_cap(qe_isa isa) { g_cap = isa < QE_ISA_PORTABLE || isa > QE_ISA_BEST ? QE_ISA_BEST : isa; }
 
-const char *qe_cpu_isa_name(void)
+const char *qe_isa_name(qe_isa isa)
 {
     static const char *const names[] = {"portable", "avx2", "avx512vnni", "amx"};
-    return names[qe_cpu_isa()];
+    return isa >= QE_ISA_PORTABLE && isa <= QE_ISA_AMX ? names[isa] : "best";
 }
+
+const char *qe_cpu_isa_name(void) { return qe_isa_name(qe_cpu_isa()); }

@@ -31,7 +31,8 @@ qe_isa qe_cpu_isa(void);
 /* Tests and benchmarks: use no rung above isa from now on (QE_ISA_BEST lifts the cap). Kernels
  * are chosen when a layer is initialised, so call this before building the layers to compare. */
 void qe_cpu_cap(qe_isa isa);
-/* "amx", "avx512vnni", "avx2" or "portable": the rung in use. */
+/* "amx", "avx512vnni", "avx2" or "portable": a rung's name, and that of the rung in use. */
+const char *qe_isa_name(qe_isa isa);
 const char *qe_cpu_isa_name(void);
 
 #endif

@@ -158,12 +158,6 @@ static int fast_isas(qe_isa isa[3])
     return n;
 }
 
-static const char *isa_name(qe_isa isa)
-{
-    static const char *const names[] = {"portable", "avx2", "avx512vnni", "amx"};
-    return names[isa];
-}
-
 static uint8_t *run(const layer *L, qe_isa isa, int wbits)
 {
     qe_cpu_cap(isa);
@@ -178,10 +172,22 @@ static uint8_t *run(const layer *L, qe_isa isa, int wbits)
     qe_cpu_cap(QE_ISA_BEST);
     for (size_t i = 0; i < GUARD; i++)
         if (out[bytes + i] != 0xA5) {
-            CHECKF(0, "write past the output (%s)", isa_name(isa));
+            CHECKF(0, "write past the output (%s)", qe_isa_name(isa));
             break;
         }
     return out;
+}
+
+/* Runs L on every fast rung this CPU has; each must write port's codes byte for byte. */
+static void check_fast_equal(const layer *L, int wbits, const uint8_t *port, const char *what)
+{
+    qe_isa isa[3];
+    for (int f = 0, nfast = fast_isas(isa); f < nfast; f++) {
+        uint8_t *fast = run(L, isa[f], wbits);
+        CHECKF(memcmp(port, fast, L->M * (size_t)L->s.cout) == 0, "%s: %s differs", what,
+               qe_isa_name(isa[f]));
+        free(fast);
+    }
 }
 
 static void layer_alloc(layer *L, const shape *s)
@@ -234,7 +240,7 @@ static long check_layer(const layer *L, int wbits, const char *what)
             for (int f = 0; f < nfast; f++)
                 if (fast[f][i] != port[i] && badfast[f]++ < 3)
                     fprintf(stderr, "%s: m=%zu c=%d %s %d portable %d\n", what, m, co,
-                            isa_name(isa[f]), fast[f][i], port[i]);
+                            qe_isa_name(isa[f]), fast[f][i], port[i]);
             float v = fmaxf(fminf(yf, L->rq.out.max_f), L->rq.out.min_f) / L->rq.out.delta_f -
                       L->rq.out.offset_f;
             ties += fabsf(v - truncf(v)) == 0.5f;
@@ -243,7 +249,7 @@ static long check_layer(const layer *L, int wbits, const char *what)
     CHECKF(bad == 0, "%s: %ld portable codes differ from the reference", what, bad);
     for (int f = 0; f < nfast; f++) {
         CHECKF(badfast[f] == 0, "%s: %ld %s codes differ from portable", what, badfast[f],
-               isa_name(isa[f]));
+               qe_isa_name(isa[f]));
         free(fast[f]);
     }
     free(acc);
@@ -343,7 +349,7 @@ static void test_fused_add(void)
                 for (size_t i = 0; i < nout; i++)
                     bad += fused[i] != plain[i];
                 CHECKF(bad == 0, "fused add, shape %zu variant %d (%s): %ld codes differ", si,
-                       v, isa_name(isa[f]), bad);
+                       v, qe_isa_name(isa[f]), bad);
                 free(fused);
             }
             free(plain);
@@ -443,13 +449,9 @@ static void test_nonfinite(void)
             L.bias[co] = biases[(co / 10 + co) % 10];
         }
         uint8_t *port = run(&L, QE_ISA_PORTABLE, v < 3 ? 8 : 4);
-        qe_isa isa[3];
-        for (int f = 0, nfast = fast_isas(isa); f < nfast; f++) {
-            uint8_t *fast = run(&L, isa[f], v < 3 ? 8 : 4);
-            CHECKF(memcmp(port, fast, L.M * s.cout) == 0, "non-finite case %d: %s differs", v,
-                   isa_name(isa[f]));
-            free(fast);
-        }
+        char what[32];
+        snprintf(what, sizeof what, "non-finite case %d", v);
+        check_fast_equal(&L, v < 3 ? 8 : 4, port, what);
         free(port);
         layer_free(&L);
     }
@@ -545,13 +547,9 @@ static void test_rounding_edges(void)
                 bad += port[m * s.cout + co] != (uint8_t)roundf(x);
             }
         CHECKF(bad == 0, "rounding edges %d: %ld portable codes differ from roundf", v, bad);
-        qe_isa isa[3];
-        for (int f = 0, nfast = fast_isas(isa); f < nfast; f++) {
-            uint8_t *fast = run(&L, isa[f], v < 6 ? 8 : 4);
-            CHECKF(memcmp(port, fast, L.M * s.cout) == 0, "rounding edges %d: %s differs", v,
-                   isa_name(isa[f]));
-            free(fast);
-        }
+        char what[32];
+        snprintf(what, sizeof what, "rounding edges %d", v);
+        check_fast_equal(&L, v < 6 ? 8 : 4, port, what);
         free(port);
         layer_free(&L);
     }
