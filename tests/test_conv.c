@@ -225,8 +225,7 @@ static void test_f32_ukernels_isa(qe_isa isa)
     qe_cpu_cap(isa);
     if (qe_cpu_isa() != isa) {
         qe_cpu_cap(QE_ISA_BEST);
-        fprintf(stderr, "test_conv: no %s, its microkernel comparison skipped\n",
-                isa == QE_ISA_AVX2 ? "AVX2" : "AVX-512");
+        fprintf(stderr, "test_conv: no %s, its microkernel comparison skipped\n", qe_isa_name(isa));
         return;
     }
     const qe_f32_gemm_config *fast = qe_f32_gemm_config_get(), *port = qe_f32_gemm_config_scalar();
