@@ -48,14 +48,25 @@ static void params(const char *arch_name, qe_resnet_params *p)
     qe_statedict_free(&sd);
 }
 
+/* Center crops of random bytes, the input the data pipeline hands the networks. */
+static uint8_t *random_crops(int n)
+{
+    uint8_t *c = qe_malloc((size_t)n * QE_CROP_BYTES);
+    unsigned s = 12345;
+    for (size_t i = 0; i < (size_t)n * QE_CROP_BYTES; i++) {
+        s = s * 1103515245u + 12345u;
+        c[i] = (uint8_t)(s >> 16);
+    }
+    return c;
+}
+
+/* Their normalised tensors (the calibration's and the FP32 network's input). */
 static float *random_images(int n)
 {
+    uint8_t *c = random_crops(n);
     float *x = qe_malloc_aligned((size_t)n * QE_TENSOR_FLOATS * sizeof(float));
-    unsigned s = 12345;
-    for (size_t i = 0; i < (size_t)n * QE_TENSOR_FLOATS; i++) {
-        s = s * 1103515245u + 12345u;
-        x[i] = (float)((s >> 8) & 0xffff) / 16384.0f - 2.0f;
-    }
+    qe_image_normalize_batch(c, n, x);
+    free(c);
     return x;
 }
 
@@ -91,25 +102,37 @@ static qe_qsim *quantized(const qe_resnet_params *p, int bw, int calib_n, double
     return q;
 }
 
-typedef void (*forward_fn)(void *net, const float *x, int n, float *logits);
-static void fwd_f32(void *net, const float *x, int n, float *l) { qe_f32net_forward(net, x, n, l); }
-static void fwd_q(void *net, const float *x, int n, float *l) { qe_qsim_forward(net, x, n, l); }
+/* One forward pass as evaluation runs it (model.c): FP32 from the normalised tensors, the
+ * quantized network straight from the crops. */
+typedef void (*forward_fn)(void *net, const uint8_t *crops, const float *x, int n, float *logits);
+static void fwd_f32(void *net, const uint8_t *crops, const float *x, int n, float *l)
+{
+    (void)crops;
+    qe_f32net_forward(net, x, n, l);
+}
+static void fwd_q(void *net, const uint8_t *crops, const float *x, int n, float *l)
+{
+    (void)x;
+    qe_qsim_forward_crops(net, crops, n, l);
+}
 
 /* Images/s of the best one-second window within `seconds` (at least one window): on a shared
  * machine a neighbour's burst costs a window, not the whole figure, as the peaks are best-of too.
  * *mean_ips receives the rate over all windows. */
 static double run(forward_fn fwd, void *net, int batch, double seconds, double *mean_ips)
 {
-    float *x = random_images(batch);
+    uint8_t *crops = random_crops(batch);
+    float *x = qe_malloc_aligned((size_t)batch * QE_TENSOR_FLOATS * sizeof(float));
+    qe_image_normalize_batch(crops, batch, x);
     float *logits = qe_malloc((size_t)batch * 1000 * sizeof(float));
-    fwd(net, x, batch, logits);   /* warm-up: buffers, caches, thread team */
+    fwd(net, crops, x, batch, logits);   /* warm-up: buffers, caches, thread team */
     double best = 0, total_t = 0;
     long total_iters = 0;
     do {
         int iters = 0;
         double t0 = qe_now(), t;
         do {
-            fwd(net, x, batch, logits);
+            fwd(net, crops, x, batch, logits);
             iters++;
             t = qe_now() - t0;
         } while (t < 1.0);
@@ -118,6 +141,7 @@ static double run(forward_fn fwd, void *net, int batch, double seconds, double *
         total_iters += iters;
     } while (total_t < seconds);
     qe_free_aligned(x);
+    free(crops);
     free(logits);
     *mean_ips = (double)total_iters * batch / total_t;
     return best;
@@ -256,10 +280,11 @@ int main(int argc, char **argv)
         params(i < 2 ? "resnet18" : "resnet50", &p);
         all[i] = quantized(&p, i % 2 ? 4 : 8, 8, NULL, NULL);
         qe_resnet_params_free(&p);
-        float *x = random_images(16), *l = qe_malloc(16 * 1000 * sizeof(float));
-        qe_qsim_forward(all[i], x, 16, l);
+        uint8_t *crops = random_crops(16);
+        float *l = qe_malloc(16 * 1000 * sizeof(float));
+        qe_qsim_forward_crops(all[i], crops, 16, l);
         qe_qsim_trim(all[i]);                   /* at rest, as the daemon leaves an idle model */
-        qe_free_aligned(x);
+        free(crops);
         free(l);
         bytes += qe_qsim_bytes(all[i]);
     }

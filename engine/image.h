@@ -35,6 +35,11 @@ int qe_image_crop(const qe_image *img, uint8_t crop[QE_CROP_BYTES], char *err);
 
 /* ToTensor + Normalize (§5): HWC u8 crop -> CHW float32, true float32 division. */
 void qe_image_normalize(const uint8_t crop[QE_CROP_BYTES], float out[QE_TENSOR_FLOATS]);
+/* n crops (n x QE_CROP_BYTES) -> n tensors, images in parallel on the OpenMP threads. */
+void qe_image_normalize_batch(const uint8_t *crops, int n, float *out);
+/* The value qe_image_normalize gives byte v of channel c: lut[c][v]. Any function of the
+ * normalised input (such as the model input's quantization) can be tabulated from it exactly. */
+void qe_image_normalize_table(float lut[3][256]);
 
 /* decode + crop in one call (what the data pipeline runs per file). */
 int qe_image_load_crop(const uint8_t *buf, size_t len, int64_t max_pixels, uint8_t crop[QE_CROP_BYTES], char *err);

@@ -78,6 +78,25 @@ static int load_params(qe_model *m, const char *path, qe_resnet_params *p, char 
     return rc;
 }
 
+static void drop_tensors(qe_model *m)
+{
+    qe_free_aligned(m->x);
+    m->x = NULL;
+    m->xcap = 0;
+}
+
+/* The normalised tensors of n crops, in m's scratch buffer. */
+static const float *normalised(qe_model *m, const uint8_t *crops, int n)
+{
+    if (n > m->xcap) {
+        qe_free_aligned(m->x);
+        m->x = qe_malloc_aligned((size_t)n * QE_TENSOR_FLOATS * sizeof(float));
+        m->xcap = n;
+    }
+    qe_image_normalize_batch(crops, n, m->x);
+    return m->x;
+}
+
 /* Runs the calibration images through the pipeline in batches of `batch` (§3.6). */
 static int calibrate(qe_model *m, const qe_model_opts *o, char *err)
 {
@@ -95,7 +114,7 @@ static int calibrate(qe_model *m, const qe_model_opts *o, char *err)
             if (b->error[i][0])
                 rc = qe_err(err, "calibration image %s: %s", ds->items[b->first + (size_t)i].path, b->error[i]);
         if (rc == 0)
-            qe_qsim_calibrate_batch(m->qsim, b->x, b->n);
+            qe_qsim_calibrate_batch(m->qsim, normalised(m, b->crops, b->n), b->n);
         done += (size_t)b->n;
         qe_pipeline_release(p, b);
         if (rc)
@@ -104,6 +123,7 @@ static int calibrate(qe_model *m, const qe_model_opts *o, char *err)
             o->progress(o->progress_ctx, "calibration", done, ds->count);
     }
     qe_pipeline_stop(p);
+    drop_tensors(m);   /* a calibration batch of tensors is large (77 MB at 128) */
     if (rc == 0 && qe_qsim_calibrate_finish(m->qsim, err))
         rc = -1;
     m->calib_seconds = qe_now() - t0;
@@ -222,22 +242,23 @@ void qe_model_close(qe_model *m)
         return;
     qe_f32net_free(m->f32);
     qe_qsim_free(m->qsim);
+    qe_free_aligned(m->x);
     free(m->encodings_json);
     qe_modelcfg_free(&m->cfg);
     free(m);
 }
 
-void qe_model_forward(qe_model *m, const float *x, int n, float *logits)
+void qe_model_forward(qe_model *m, const uint8_t *crops, int n, float *logits)
 {
     if (m->qsim)
-        qe_qsim_forward(m->qsim, x, n, logits);
+        qe_qsim_forward_crops(m->qsim, crops, n, logits);
     else
-        qe_f32net_forward(m->f32, x, n, logits);
+        qe_model_forward_f32(m, crops, n, logits);
 }
 
-void qe_model_forward_f32(qe_model *m, const float *x, int n, float *logits)
+void qe_model_forward_f32(qe_model *m, const uint8_t *crops, int n, float *logits)
 {
-    qe_f32net_forward(m->f32, x, n, logits);
+    qe_f32net_forward(m->f32, normalised(m, crops, n), n, logits);
 }
 
 void qe_model_trim(qe_model *m)
@@ -246,6 +267,7 @@ void qe_model_trim(qe_model *m)
         qe_f32net_trim(m->f32);
     if (m->qsim)
         qe_qsim_trim(m->qsim);
+    drop_tensors(m);
 }
 
 size_t qe_model_bytes(const qe_model *m)

@@ -47,6 +47,8 @@ typedef struct qe_model {
     char *encodings_json;          /* the §6.1 text of the encodings in use (owned), quantized only */
     char encodings_sha256[65];
     double load_seconds, calib_seconds;
+    float *x;                      /* private: normalised tensors of the FP32 network's input */
+    int xcap;                      /* images x holds */
 } qe_model;
 
 /* Opens `config` (name or JSON path, modelcfg.h). A mismatching sha256 of a file named like
@@ -55,11 +57,12 @@ typedef struct qe_model {
 int qe_model_open(const char *config, const qe_model_opts *opts, qe_model **out, char *warn, char *err);
 void qe_model_close(qe_model *m);
 
-/* Logits (n x 1000) of n normalised images (n x 3x224x224): the quantized network for a
- * quantized config, else FP32. One call at a time per model (callers serialise). */
-void qe_model_forward(qe_model *m, const float *x, int n, float *logits);
+/* Logits (n x 1000) of n center crops (n x QE_CROP_BYTES, HWC u8 as qe_image_crop makes them):
+ * the quantized network for a quantized config, else FP32. One call at a time per model
+ * (callers serialise). */
+void qe_model_forward(qe_model *m, const uint8_t *crops, int n, float *logits);
 /* FP32 logits; requires m->f32. */
-void qe_model_forward_f32(qe_model *m, const float *x, int n, float *logits);
+void qe_model_forward_f32(qe_model *m, const uint8_t *crops, int n, float *logits);
 
 /* Frees the scratch buffers the networks keep between forwards (for a model going idle). */
 void qe_model_trim(qe_model *m);

@@ -32,19 +32,36 @@ struct qe_pipeline {
     int stop;
 };
 
-int qe_pipeline_load_tensor(const char *path, int64_t max_pixels, float *x, char *err)
+int qe_pipeline_load_crop(const char *path, int64_t max_pixels, uint8_t *crop, char *err)
 {
     uint8_t *buf;
     size_t len;
     if (qe_read_file(path, QE_MAX_FILE_BYTES, &buf, &len, err))
         return -1;
-    uint8_t *crop = qe_malloc(QE_CROP_BYTES);
     int rc = qe_image_load_crop(buf, len, max_pixels, crop, err);
     free(buf);
+    return rc;
+}
+
+int qe_pipeline_load_tensor(const char *path, int64_t max_pixels, float *x, char *err)
+{
+    uint8_t *crop = qe_malloc(QE_CROP_BYTES);
+    int rc = qe_pipeline_load_crop(path, max_pixels, crop, err);
     if (rc == 0)
         qe_image_normalize(crop, x);
     free(crop);
     return rc;
+}
+
+/* Image j of a batch: its crop, or zeros and the error text. */
+static void load_item(qe_pipeline *p, size_t idx, uint8_t *crop, char *err)
+{
+    err[0] = 0;
+    if (qe_pipeline_load_crop(p->items[idx].path, p->max_pixels, crop, err) != 0) {
+        memset(crop, 0, QE_CROP_BYTES);
+        if (!err[0])
+            strcpy(err, "unreadable image");
+    }
 }
 
 static void *worker(void *arg)
@@ -70,15 +87,9 @@ static void *worker(void *arg)
             s->b.n = left < (size_t)p->batch ? (int)left : p->batch;
         }
         int j = (int)(idx - s->b.first);
-        float *x = s->b.x + (size_t)j * QE_TENSOR_FLOATS;
         pthread_mutex_unlock(&p->mu);
 
-        err[0] = 0;
-        if (qe_pipeline_load_tensor(p->items[idx].path, p->max_pixels, x, err) != 0) {
-            memset(x, 0, QE_TENSOR_FLOATS * sizeof(float));
-            if (!err[0])
-                strcpy(err, "unreadable image");
-        }
+        load_item(p, idx, s->b.crops + (size_t)j * QE_CROP_BYTES, err);
 
         pthread_mutex_lock(&p->mu);
         memcpy(s->b.error[j], err, QE_ERR_LEN);
@@ -103,7 +114,7 @@ qe_pipeline *qe_pipeline_start(const qe_dataset_item *items, size_t count, int b
     /* Decoding inline needs the one batch being filled; workers fill ahead. */
     for (int i = 0; i < (p->nworkers ? QE_PIPE_DEPTH : 1); i++) {
         p->slots[i].seq = -1;
-        p->slots[i].b.x = qe_malloc_aligned((size_t)p->batch * QE_TENSOR_FLOATS * sizeof(float));
+        p->slots[i].b.crops = qe_malloc((size_t)p->batch * QE_CROP_BYTES);
         p->slots[i].b.error = qe_calloc((size_t)p->batch, QE_ERR_LEN);
     }
     p->threads = qe_calloc((size_t)p->nworkers, sizeof *p->threads);
@@ -120,16 +131,8 @@ static qe_batch *fill_inline(qe_pipeline *p, int64_t seq)
     size_t left = p->count - s->b.first;
     s->b.n = left < (size_t)p->batch ? (int)left : p->batch;
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int j = 0; j < s->b.n; j++) {
-        float *x = s->b.x + (size_t)j * QE_TENSOR_FLOATS;
-        char *err = s->b.error[j];
-        err[0] = 0;
-        if (qe_pipeline_load_tensor(p->items[s->b.first + (size_t)j].path, p->max_pixels, x, err) != 0) {
-            memset(x, 0, QE_TENSOR_FLOATS * sizeof(float));
-            if (!err[0])
-                strcpy(err, "unreadable image");
-        }
-    }
+    for (int j = 0; j < s->b.n; j++)
+        load_item(p, s->b.first + (size_t)j, s->b.crops + (size_t)j * QE_CROP_BYTES, s->b.error[j]);
     return &s->b;
 }
 
@@ -171,7 +174,7 @@ void qe_pipeline_stop(qe_pipeline *p)
     for (int i = 0; i < p->nworkers; i++)
         pthread_join(p->threads[i], NULL);
     for (int i = 0; i < QE_PIPE_DEPTH; i++) {
-        qe_free_aligned(p->slots[i].b.x);
+        free(p->slots[i].b.crops);
         free(p->slots[i].b.error);
     }
     free(p->threads);

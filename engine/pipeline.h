@@ -2,9 +2,11 @@
  * pipeline.h - reads, decodes and preprocesses images on worker threads ahead of the consumer,
  * so that evaluation is not bound by one core's JPEG decoding.
  *
- * Batches come out in dataset order; each holds the normalised CHW tensors (image.h) of up to
- * `batch` consecutive items. An image that cannot be read or decoded does not stop the run: its
- * slot is flagged with the error text and its tensor is zeros.
+ * Batches come out in dataset order; each holds the center crops (HWC u8, image.h) of up to
+ * `batch` consecutive items, a quarter of the bytes of their float tensors: the quantized
+ * network reads the crops directly, the FP32 one normalises them. An image that cannot be read
+ * or decoded does not stop the run: its slot is flagged with the error text and its crop is
+ * zeros.
  */
 #ifndef QE_PIPELINE_H
 #define QE_PIPELINE_H
@@ -18,7 +20,7 @@
 typedef struct qe_batch {
     size_t first;                  /* index (into the item array) of the batch's first image */
     int n;
-    float *x;                      /* n x QE_TENSOR_FLOATS */
+    uint8_t *crops;                /* n x QE_CROP_BYTES */
     char (*error)[QE_ERR_LEN];     /* error[i][0] != 0: image i failed, text says why */
 } qe_batch;
 
@@ -36,7 +38,9 @@ void qe_pipeline_release(qe_pipeline *p, qe_batch *b);
 /* Stops the workers (also mid-run) and frees everything. */
 void qe_pipeline_stop(qe_pipeline *p);
 
-/* Reads and preprocesses one file into a normalised tensor (what the workers do per image). */
+/* Reads, decodes and crops one file (what the workers do per image). */
+int qe_pipeline_load_crop(const char *path, int64_t max_pixels, uint8_t *crop, char *err);
+/* The same, then normalised into a tensor. */
 int qe_pipeline_load_tensor(const char *path, int64_t max_pixels, float *x, char *err);
 
 #endif

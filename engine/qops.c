@@ -54,6 +54,41 @@ void qe_qops_quantize_input(const qe_qparams *qp, const float *x, int n, uint8_t
     }
 }
 
+void qe_qops_lut_hwc3__scalar(const uint8_t tab[3][256], const uint8_t *in, size_t pixels, uint8_t *out)
+{
+    for (size_t p = 0; p < pixels; p++, in += 3, out += 3) {
+        out[0] = tab[0][in[0]];
+        out[1] = tab[1][in[1]];
+        out[2] = tab[2][in[2]];
+    }
+}
+
+/* The code of a crop byte depends only on the byte and its channel (the normalised value is
+ * qe_image_normalize_table's), so a 3 x 256 table of qe_quantize gives the same codes as
+ * normalising and quantizing each element, without the float tensor. */
+void qe_qops_quantize_crops(const qe_qparams *qp, const uint8_t *crops, int n, uint8_t *out)
+{
+    float norm[3][256];
+    uint8_t tab[3][256];
+    qe_image_normalize_table(norm);
+    for (int c = 0; c < 3; c++)
+        for (int v = 0; v < 256; v++)
+            tab[c][v] = (uint8_t)qe_quantize(norm[c][v], qp);
+    const size_t hw = QE_CROP * QE_CROP, chunks = (hw + QUANTIZE_CHUNK - 1) / QUANTIZE_CHUNK;
+    const int vbmi = qe_cpu_get()->avx512vbmi;
+#pragma omp parallel for schedule(static)
+    for (size_t it = 0; it < (size_t)(n > 0 ? n : 0) * chunks; it++) {
+        size_t i = it / chunks, p0 = it % chunks * QUANTIZE_CHUNK;
+        size_t p1 = p0 + QUANTIZE_CHUNK < hw ? p0 + QUANTIZE_CHUNK : hw;
+        const uint8_t *src = crops + (i * hw + p0) * 3;
+        uint8_t *dst = out + (i * hw + p0) * 3;
+        if (vbmi)
+            qe_qops_lut_hwc3__avx512vbmi(tab, src, p1 - p0, dst);
+        else
+            qe_qops_lut_hwc3__scalar(tab, src, p1 - p0, dst);
+    }
+}
+
 /* m = max(m, s) over 16 codes: a fixed-length loop, which GCC's -O2 vectorizer turns into one
  * byte-wise vector maximum. */
 static inline void max16(uint8_t *restrict m, const uint8_t *restrict s)

@@ -12,6 +12,9 @@
 
 /* §9.6: n normalised 3x224x224 CHW images -> NHWC codes of the input quantizer. */
 void qe_qops_quantize_input(const qe_qparams *qp, const float *x, int n, uint8_t *out);
+/* §9.6 from the crops themselves: n HWC u8 crops (image.h) -> NHWC codes, the same codes as
+ * qe_qops_quantize_input of their normalised tensors. */
+void qe_qops_quantize_crops(const qe_qparams *qp, const uint8_t *crops, int n, uint8_t *out);
 /* §9.4: 3x3 stride-2 pad-1 max over the valid window of h x h x c codes, then lut (the
  * requantisation of a relu code into the maxpool encoding). */
 void qe_qops_maxpool_3x3s2(const uint8_t *in, int n, int h, int c, const uint8_t lut[256], uint8_t *out);

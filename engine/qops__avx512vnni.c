@@ -35,3 +35,25 @@ qe_qops_maxpool_row__avx512vbmi(const uint8_t *in, int h, int c, int y, const ui
         }
     }
 }
+
+/* 64 bytes of HWC pixels: 64 = 1 (mod 3), so the vector at byte 64q has channel (q + l) % 3 in
+ * lane l, and the lanes of channel c are those with l % 3 == (c - q) % 3. */
+__attribute__((target("avx512vbmi"))) void
+qe_qops_lut_hwc3__avx512vbmi(const uint8_t tab[3][256], const uint8_t *in, size_t pixels, uint8_t *out)
+{
+    static const uint64_t lanes_mod3[3] = {0x9249249249249249ull, 0x2492492492492492ull, 0x4924924924924924ull};
+    __m512i t[3][4];
+    for (int c = 0; c < 3; c++)
+        for (int k = 0; k < 4; k++)
+            t[c][k] = _mm512_loadu_si512(tab[c] + 64 * k);
+    const size_t bytes = pixels * 3;
+    for (size_t i = 0, q = 0; i < bytes; i += 64, q = q == 2 ? 0 : q + 1) {
+        const size_t left = bytes - i;
+        const __mmask64 m = left >= 64 ? ~(__mmask64)0 : ((__mmask64)1 << left) - 1;
+        const __m512i v = _mm512_maskz_loadu_epi8(m, in + i);
+        __m512i r = lut64(t[0], v);
+        r = _mm512_mask_blend_epi8(lanes_mod3[(4 - q) % 3], r, lut64(t[1], v));
+        r = _mm512_mask_blend_epi8(lanes_mod3[(5 - q) % 3], r, lut64(t[2], v));
+        _mm512_mask_storeu_epi8(out + i, m, r);
+    }
+}

@@ -21,6 +21,10 @@ void qe_qops_quantize_chw3__scalar(const qe_qparams *qp, const float *x, size_t 
 void qe_qops_quantize_chw3__avx2(const qe_qparams *qp, const float *x, size_t hw, size_t p0,
                                  size_t p1, uint8_t *out);
 
+/* out[i] = tab[i % 3][in[i]] for i < 3 * pixels: a per-channel table over HWC bytes. */
+void qe_qops_lut_hwc3__scalar(const uint8_t tab[3][256], const uint8_t *in, size_t pixels, uint8_t *out);
+void qe_qops_lut_hwc3__avx512vbmi(const uint8_t tab[3][256], const uint8_t *in, size_t pixels, uint8_t *out);
+
 /* §9.3 on count codes in place: a[i] = op(a[i], b[i]). */
 void qe_qops_add_row__scalar(uint8_t *a, const uint8_t *b, size_t count, const qe_qops_add_op *op);
 void qe_qops_add_row__avx2(uint8_t *a, const uint8_t *b, size_t count, const qe_qops_add_op *op);

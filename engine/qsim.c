@@ -496,12 +496,11 @@ void qe_qsim_trim(qe_qsim *q)
     q->icap = 0;
 }
 
-void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits)
+/* §9 from the input codes, which the caller has put in ibuf[3] (reserve_int(q, n) done). */
+static void forward_codes(qe_qsim *q, int n, float *logits)
 {
     const qe_resnet_desc *d = q->d;
-    reserve_int(q, n);
     uint8_t *cur = q->ibuf[0], *t1 = q->ibuf[1], *t2 = q->ibuf[2], *t3 = q->ibuf[3];
-    qe_qops_quantize_input(&q->aq[q->q_input].qp, x, n, t3);
     capture(q, q->q_input, t3, QE_CROP * QE_CROP, 3);
     qconv(q, 0, t3, n, QE_CROP, 1, q->q_relu, t1, NULL, NULL);
     int h = qe_conv_out_size(QE_CROP, 7, 2, 3);
@@ -559,6 +558,20 @@ void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits)
     for (size_t i = 0; i < (size_t)n * 1000; i++)
         logits[i] = qe_dequantize(t2[i], fq);   /* §9.7 */
     q->cap_q = -1;
+}
+
+void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits)
+{
+    reserve_int(q, n);
+    qe_qops_quantize_input(&q->aq[q->q_input].qp, x, n, q->ibuf[3]);
+    forward_codes(q, n, logits);
+}
+
+void qe_qsim_forward_crops(qe_qsim *q, const uint8_t *crops, int n, float *logits)
+{
+    reserve_int(q, n);
+    qe_qops_quantize_crops(&q->aq[q->q_input].qp, crops, n, q->ibuf[3]);
+    forward_codes(q, n, logits);
 }
 
 size_t qe_qsim_bytes(const qe_qsim *q)

@@ -49,6 +49,9 @@ int qe_qsim_export(const qe_qsim *q, qe_enctable *t, char *err);
 
 /* §9: logits (n x 1000) of n normalised CHW images. */
 void qe_qsim_forward(qe_qsim *q, const float *x, int n, float *logits);
+/* The same logits from the images' center crops (n HWC u8 crops, image.h), without the float
+ * tensors: the model input is quantized straight from the crop bytes (§9.6). */
+void qe_qsim_forward_crops(qe_qsim *q, const uint8_t *crops, int n, float *logits);
 
 /* Debugging a mismatch layer by layer: makes the next forward copy the codes of image 0 after
  * the named activation quantizer (e.g. "layer2.0.relu.output") into out, in C,H,W order.

@@ -129,14 +129,14 @@ typedef struct classify_state {
     int model, torchserve;
     int rejected;                    /* 1: the queue is full, 2: no batcher (starting or stopping) */
     double t0;
-    float *x;
+    uint8_t *crop;
     qe_batch_item item;
 } classify_state;
 
 static void classify_free(void *p)
 {
     classify_state *c = p;
-    qe_free_aligned(c->x);
+    free(c->crop);
     free(c);
 }
 
@@ -240,21 +240,16 @@ static void classify(qe_server *s, qe_http_req *r, int torchserve)
     c->model = i;
     c->torchserve = torchserve;
     c->t0 = qe_now();
-    c->x = qe_malloc_aligned(QE_TENSOR_FLOATS * sizeof(float));
     r->state = c;
     r->free_state = classify_free;
     /* Decoding runs here, on the HTTP threads, in parallel with the model's forward passes. */
-    uint8_t *crop = qe_malloc(QE_CROP_BYTES);
+    c->crop = qe_malloc(QE_CROP_BYTES);
     char err[QE_ERR_LEN];
-    int rc = qe_image_load_crop(img, len, s->max_pixels, crop, err);
-    if (rc == 0)
-        qe_image_normalize(crop, c->x);
-    free(crop);
-    if (rc) {
+    if (qe_image_load_crop(img, len, s->max_pixels, c->crop, err)) {
         qe_http_reply_error(r, 422, "cannot classify the image: %s", err);
         return;
     }
-    c->item.x = c->x;
+    c->item.crop = c->crop;
     c->item.done = classify_done;
     c->item.ctx = c;
     qe_http_defer(r, classify_resume);

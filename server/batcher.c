@@ -53,13 +53,13 @@ static void wait_until(qe_batcher *b, double deadline)
 }
 
 /* Runs items as one forward pass and hands out their results. */
-static void run_batch(qe_batcher *b, qe_batch_item **items, int n, float *x, float *logits)
+static void run_batch(qe_batcher *b, qe_batch_item **items, int n, uint8_t *crops, float *logits)
 {
     for (int i = 0; i < n; i++)
-        memcpy(x + (size_t)i * QE_TENSOR_FLOATS, items[i]->x, QE_TENSOR_FLOATS * sizeof(float));
+        memcpy(crops + (size_t)i * QE_CROP_BYTES, items[i]->crop, QE_CROP_BYTES);
     qe_registry_compute_begin(b->reg);
     double t0 = qe_now();
-    qe_model_forward(b->m, x, n, logits);
+    qe_model_forward(b->m, crops, n, logits);
     double dt = qe_now() - t0;
     qe_registry_compute_end(b->reg);
     if (b->metrics) {
@@ -84,7 +84,7 @@ static void *worker_main(void *arg)
     if (b->o.threads > 0)
         omp_set_num_threads(b->o.threads);
     int cap = b->o.max_batch;
-    float *x = qe_malloc_aligned((size_t)cap * QE_TENSOR_FLOATS * sizeof(float));
+    uint8_t *crops = qe_malloc((size_t)cap * QE_CROP_BYTES);
     float *logits = qe_malloc((size_t)cap * 1000 * sizeof(float));
     qe_batch_item **items = qe_malloc((size_t)cap * sizeof *items);
     pthread_mutex_lock(&b->mu);
@@ -107,7 +107,7 @@ static void *worker_main(void *arg)
         if (!b->head)
             b->tail = NULL;
         pthread_mutex_unlock(&b->mu);
-        run_batch(b, items, n, x, logits);
+        run_batch(b, items, n, crops, logits);
         pthread_mutex_lock(&b->mu);
         if (!b->head) {
             /* Going idle: give back the activation buffers (under the compute lock, which
@@ -132,7 +132,7 @@ static void *worker_main(void *arg)
     }
     free(items);
     free(logits);
-    qe_free_aligned(x);
+    free(crops);
     return NULL;
 }
 

@@ -23,7 +23,7 @@ typedef struct qe_batcher_opts {
 
 /* One classify request. The caller owns it and keeps it alive until done() has been called. */
 typedef struct qe_batch_item {
-    const float *x;          /* QE_TENSOR_FLOATS normalised input */
+    const uint8_t *crop;     /* QE_CROP_BYTES: the image's center crop (image.h) */
     /* results, valid in done() */
     int top5[5];
     double prob[5];          /* softmax probabilities of the top-5 */

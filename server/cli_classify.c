@@ -136,7 +136,7 @@ int qe_cli_classify(int argc, char **argv)
         return 2;
     }
     enum { CHUNK = 16 };
-    float *x = qe_malloc_aligned((size_t)CHUNK * QE_TENSOR_FLOATS * sizeof(float));
+    uint8_t *crops = qe_malloc((size_t)CHUNK * QE_CROP_BYTES);
     float *logits = qe_malloc((size_t)CHUNK * 1000 * sizeof(float));
     char (*errs)[QE_ERR_LEN] = qe_calloc(CHUNK, QE_ERR_LEN);
     int failed = 0;
@@ -144,11 +144,11 @@ int qe_cli_classify(int argc, char **argv)
         int k = n - first < CHUNK ? n - first : CHUNK;
         for (int i = 0; i < k; i++) {
             errs[i][0] = 0;
-            if (qe_pipeline_load_tensor(argv[optind + first + i], max_pixels, x + (size_t)i * QE_TENSOR_FLOATS, errs[i]))
-                memset(x + (size_t)i * QE_TENSOR_FLOATS, 0, QE_TENSOR_FLOATS * sizeof(float));
+            if (qe_pipeline_load_crop(argv[optind + first + i], max_pixels, crops + (size_t)i * QE_CROP_BYTES, errs[i]))
+                memset(crops + (size_t)i * QE_CROP_BYTES, 0, QE_CROP_BYTES);
         }
         double t0 = qe_now();
-        qe_model_forward(m, x, k, logits);
+        qe_model_forward(m, crops, k, logits);
         double ms = (qe_now() - t0) * 1e3 / k;
         for (int i = 0; i < k; i++) {
             const char *path = argv[optind + first + i];
@@ -191,7 +191,7 @@ int qe_cli_classify(int argc, char **argv)
     }
     free(errs);
     free(logits);
-    qe_free_aligned(x);
+    free(crops);
     qe_model_close(m);
     return failed ? 1 : 0;
 }

@@ -28,11 +28,11 @@ int qe_evaluate(qe_model *m, const qe_dataset_item *items, size_t first, size_t 
     int stopped = 0;
     qe_batch *b;
     while (!stopped && (b = qe_pipeline_next(p)) != NULL) {
-        qe_model_forward(m, b->x, b->n, logits);
+        qe_model_forward(m, b->crops, b->n, logits);
         for (int i = 0; i < b->n; i++)
             qe_topk(logits + (size_t)i * 1000, 1000, 5, top5[i]);
         if (with_fp32) {
-            qe_model_forward_f32(m, b->x, b->n, logits);
+            qe_model_forward_f32(m, b->crops, b->n, logits);
             for (int i = 0; i < b->n; i++)
                 qe_topk(logits + (size_t)i * 1000, 1000, 5, ftop5[i]);
         }

@@ -120,11 +120,13 @@ static void check_dev_top1(qe_f32net *net, const char *arch)
     REQUIRE(qe_dataset_open(qtest_shared("data/dev"), NULL, &ds, err) == 0);
     REQUIRE(ds.count == 600);
     float *logits = malloc(16 * 1000 * sizeof(float));
+    float *x = qe_malloc_aligned(16 * (size_t)QE_TENSOR_FLOATS * sizeof(float));
     qe_pipeline *p = qe_pipeline_start(ds.items, ds.count, 16, 2, QE_DEFAULT_MAX_PIXELS);
     qe_batch *b;
     int agree = 0, excused = 0, rows = 0;
     while ((b = qe_pipeline_next(p)) != NULL) {
-        qe_f32net_forward(net, b->x, b->n, logits);
+        qe_image_normalize_batch(b->crops, b->n, x);
+        qe_f32net_forward(net, x, b->n, logits);
         for (int i = 0; i < b->n; i++) {
             const qe_dataset_item *it = &ds.items[b->first + (size_t)i];
             char path[256];
@@ -155,6 +157,7 @@ static void check_dev_top1(qe_f32net *net, const char *arch)
     fprintf(stderr, "%s: top-1 agrees on %d/%d dev images (%d near-ties excused)\n", arch, agree, rows, excused);
     CHECK(rows == 600);
     free(logits);
+    qe_free_aligned(x);
     fclose(f);
     qe_dataset_free(&ds);
 }

@@ -24,6 +24,7 @@
 
 #include "conv.h"
 #include "cpu.h"
+#include "image.h"
 #include "qconv.h"
 #include "qdq.h"
 #include "qops.h"
@@ -651,6 +652,46 @@ static void test_quantize_input(void)
     free(out);
 }
 
+/* §9.6 from crop bytes: the same codes as normalising (image.h) and quantizing the tensor, for
+ * encodings of the normalised range and degenerate ones; every byte value in every channel. */
+static void test_quantize_crops(void)
+{
+    const int hw = 224 * 224, n = 3;
+    const qe_qparams qps[] = {qparams(-2.1179, 2.64), qparams(-0.5, 0.3), qparams(0.0, 6.02),
+                              {-10.0f, 10.0f, 0.01f, 0.0f, 0, 255}};
+    uint8_t *crops = malloc((size_t)n * QE_CROP_BYTES);
+    float *x = malloc((size_t)n * QE_TENSOR_FLOATS * sizeof *x);
+    uint8_t *want = malloc((size_t)n * 3 * hw), *out = malloc((size_t)n * 3 * hw);
+    for (size_t i = 0; i < (size_t)n * QE_CROP_BYTES; i++)
+        crops[i] = i < 3 * 256 ? (uint8_t)(i / 3) : (uint8_t)rnd();   /* pixel v: (v, v, v) */
+    for (int i = 0; i < n; i++)
+        qe_image_normalize(crops + (size_t)i * QE_CROP_BYTES, x + (size_t)i * QE_TENSOR_FLOATS);
+    for (size_t qi = 0; qi < sizeof qps / sizeof qps[0]; qi++) {
+        qe_qops_quantize_input(&qps[qi], x, n, want);
+        char what[64];
+        snprintf(what, sizeof what, "quantize_crops qp %zu", qi);
+        BOTH_PATHS(what, (size_t)n * 3 * hw, want, out, qe_qops_quantize_crops(&qps[qi], crops, n, out));
+    }
+    /* The table kernel on its own, over every length and phase of its 64-byte steps. */
+    if (qe_cpu_get()->avx512vbmi) {
+        uint8_t tab[3][256], port[3 * 200], fast[3 * 200];
+        for (int c = 0; c < 3; c++)
+            for (int v = 0; v < 256; v++)
+                tab[c][v] = (uint8_t)rnd();
+        for (size_t px = 0; px <= 200; px++) {
+            memset(port, 0x5A, sizeof port);
+            memset(fast, 0x5A, sizeof fast);
+            qe_qops_lut_hwc3__scalar(tab, crops + 3 * 7, px, port);
+            qe_qops_lut_hwc3__avx512vbmi(tab, crops + 3 * 7, px, fast);
+            CHECKF(memcmp(port, fast, sizeof port) == 0, "lut_hwc3 over %zu pixels", px);
+        }
+    }
+    free(crops);
+    free(x);
+    free(want);
+    free(out);
+}
+
 /* §9.4 over odd sizes: the max over the valid part of each 3x3 stride-2 window, then lut. */
 static void test_maxpool(void)
 {
@@ -775,6 +816,7 @@ int main(void)
     test_rounding_edges();
     test_quantize_rows();
     test_quantize_input();
+    test_quantize_crops();
     test_maxpool();
     test_add();
     test_avgpool();

@@ -38,8 +38,9 @@ static int load_params(const char *path, qe_arch arch, qe_resnet_params *p)
     return rc;
 }
 
-/* Reads an image list (paths relative to `base`) into normalised tensors. */
-static float *load_list(const char *list, const char *base, int *count)
+/* Reads an image list (paths relative to `base`) into normalised tensors, and their center
+ * crops into *crops_out unless it is NULL. */
+static float *load_list(const char *list, const char *base, int *count, uint8_t **crops_out)
 {
     FILE *f = fopen(list, "r");
     if (!f)
@@ -47,6 +48,7 @@ static float *load_list(const char *list, const char *base, int *count)
     char line[512];
     int n = 0, cap = 0;
     float *x = NULL;
+    uint8_t *crops = NULL;
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\r\n")] = 0;
         if (!line[0])
@@ -54,19 +56,27 @@ static float *load_list(const char *list, const char *base, int *count)
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
             x = realloc(x, (size_t)cap * QE_TENSOR_FLOATS * sizeof(float));
+            crops = realloc(crops, (size_t)cap * QE_CROP_BYTES);
         }
         char path[1024], err[QE_ERR_LEN];
         snprintf(path, sizeof path, "%s/%s", base, line);
-        if (qe_pipeline_load_tensor(path, QE_DEFAULT_MAX_PIXELS, x + (size_t)n * QE_TENSOR_FLOATS, err)) {
+        uint8_t *crop = crops + (size_t)n * QE_CROP_BYTES;
+        if (qe_pipeline_load_crop(path, QE_DEFAULT_MAX_PIXELS, crop, err)) {
             fprintf(stderr, "%s: %s\n", path, err);
             fclose(f);
             free(x);
+            free(crops);
             return NULL;
         }
+        qe_image_normalize(crop, x + (size_t)n * QE_TENSOR_FLOATS);
         n++;
     }
     fclose(f);
     *count = n;
+    if (crops_out)
+        *crops_out = crops;
+    else
+        free(crops);
     return x;
 }
 
@@ -118,7 +128,8 @@ static void check_exact(const char *dir, const char *eval_list, const char *list
     CHECKF(qe_qsim_load_encodings(q, &t, err) == 0, "%s", err);
     int n = 0;
     snprintf(path, sizeof path, "%s/%s", dir, eval_list);
-    float *x = load_list(path, list_base, &n);
+    uint8_t *crops = NULL;
+    float *x = load_list(path, list_base, &n, &crops);
     REQUIRE(x && n == 32);
     snprintf(path, sizeof path, "%s/logits.f32", dir);
     float *golden = read_bytes(path, 32 * 1000 * sizeof(float));
@@ -152,6 +163,15 @@ static void check_exact(const char *dir, const char *eval_list, const char *list
         bad += memcmp(&logits[i], &golden[i], sizeof(float)) != 0;
     CHECKF(bad == 0, "%s: %d of %d logits differ from the golden", dir, bad, m * 1000);
     fprintf(stderr, "%s: exact evaluation: %d/%d logits differ\n", dir, bad, m * 1000);
+    /* The same images from their crops, the input codes tabulated per byte (§9.6). */
+    memset(logits, 0, 32 * 1000 * sizeof(float));
+    qe_qsim_forward_crops(q, crops, 5, logits);
+    qe_qsim_forward_crops(q, crops + 5 * (size_t)QE_CROP_BYTES, m - 5, logits + 5000);
+    bad = 0;
+    for (int i = 0; i < m * 1000; i++)
+        bad += memcmp(&logits[i], &golden[i], sizeof(float)) != 0;
+    CHECKF(bad == 0, "%s: from the crops, %d of %d logits differ from the golden", dir, bad, m * 1000);
+    free(crops);
     free(x);
     free(golden);
     free(logits);
@@ -170,7 +190,7 @@ static void check_calibration(const char *dir, const char *calib_list, const cha
     REQUIRE(q);
     int n = 0;
     snprintf(path, sizeof path, "%s/%s", dir, calib_list);
-    float *x = load_list(path, list_base, &n);
+    float *x = load_list(path, list_base, &n, NULL);
     REQUIRE(x && n == 64);
     qe_qsim_calibrate_batch(q, x, 32);
     qe_qsim_calibrate_batch(q, x + 32 * (size_t)QE_TENSOR_FLOATS, 32);
