@@ -31,76 +31,9 @@
 #include "qe_util.h"
 #include "qsim.h"
 #include "resnet.h"
-#include "synth.h"
+#include "nets.h"
 
 typedef struct { const char *arch, *precision; int batch; double ips, mean_ips, gmacs, peak; } result;
-
-static void params(const char *arch_name, qe_resnet_params *p)
-{
-    char err[QE_ERR_LEN];
-    qe_statedict sd;
-    qe_arch arch;
-    if (qe_resnet_arch_parse(arch_name, &arch) || qe_synth_statedict(arch_name, &sd, err) ||
-        qe_resnet_params_load(arch, &sd, p, err)) {
-        fprintf(stderr, "bench_net: cannot build %s\n", arch_name);
-        exit(2);
-    }
-    qe_statedict_free(&sd);
-}
-
-/* Center crops of random bytes, the input the data pipeline hands the networks. */
-static uint8_t *random_crops(int n)
-{
-    uint8_t *c = qe_malloc((size_t)n * QE_CROP_BYTES);
-    unsigned s = 12345;
-    for (size_t i = 0; i < (size_t)n * QE_CROP_BYTES; i++) {
-        s = s * 1103515245u + 12345u;
-        c[i] = (uint8_t)(s >> 16);
-    }
-    return c;
-}
-
-/* Their normalised tensors (the calibration's and the FP32 network's input). */
-static float *random_images(int n)
-{
-    uint8_t *c = random_crops(n);
-    float *x = qe_malloc_aligned((size_t)n * QE_TENSOR_FLOATS * sizeof(float));
-    qe_image_normalize_batch(c, n, x);
-    free(c);
-    return x;
-}
-
-/* A quantized net calibrated on calib_n random images in batches of 128. *zoo_seconds (if not
- * NULL) receives the time extrapolated to the zoo's 2000 images: the first batch (which also
- * maps the buffers) and the final encoding search once, the later batches in proportion. */
-static qe_qsim *quantized(const qe_resnet_params *p, int bw, int calib_n, double *calib_seconds,
-                          double *zoo_seconds)
-{
-    char err[QE_ERR_LEN];
-    qe_qsim *q = qe_qsim_create(p, bw, QE_SCHEME_TF_ENHANCED, err);
-    const int total = calib_n < 8 ? 8 : calib_n;
-    float *x = random_images(total < 128 ? total : 128);
-    double t0 = qe_now(), t_first = 0;
-    for (int done = 0; done < total; done += 128) {
-        int n = total - done;
-        qe_qsim_calibrate_batch(q, x, n < 128 ? n : 128);
-        if (done == 0)
-            t_first = qe_now() - t0;
-    }
-    double t_batches = qe_now() - t0;
-    if (qe_qsim_calibrate_finish(q, err)) {
-        fprintf(stderr, "bench_net: %s\n", err);
-        exit(2);
-    }
-    double t_all = qe_now() - t0;
-    if (calib_seconds)
-        *calib_seconds = t_all;
-    if (zoo_seconds)
-        *zoo_seconds = total > 128 ? t_all + (t_batches - t_first) * (2000.0 - total) / (total - 128)
-                                   : t_all * 2000.0 / total;
-    qe_free_aligned(x);
-    return q;
-}
 
 /* One forward pass as evaluation runs it (model.c): FP32 from the normalised tensors, the
  * quantized network straight from the crops. */
@@ -121,7 +54,7 @@ static void fwd_q(void *net, const uint8_t *crops, const float *x, int n, float 
  * *mean_ips receives the rate over all windows. */
 static double run(forward_fn fwd, void *net, int batch, double seconds, double *mean_ips)
 {
-    uint8_t *crops = random_crops(batch);
+    uint8_t *crops = qe_bench_random_crops(batch);
     float *x = qe_malloc_aligned((size_t)batch * QE_TENSOR_FLOATS * sizeof(float));
     qe_image_normalize_batch(crops, batch, x);
     float *logits = qe_malloc((size_t)batch * 1000 * sizeof(float));
@@ -215,7 +148,7 @@ int main(int argc, char **argv)
         if (strcmp(archs, "all") != 0 && strcmp(archs, names[a]) != 0)
             continue;
         qe_resnet_params p;
-        params(names[a], &p);
+        qe_bench_params(names[a], &p);
         double gmac_per_img = p.desc->gmacs;
         static const char *precs[3] = {"fp32", "w8a8", "w4a8"};
         for (int k = 0; k < 3; k++) {
@@ -229,7 +162,7 @@ int main(int argc, char **argv)
                 fwd = fwd_f32;
                 peak = peak_f32;
             } else {
-                net = quantized(&p, k == 1 ? 8 : 4, 16, NULL, NULL);
+                net = qe_bench_quantized(&p, k == 1 ? 8 : 4, 16, NULL, NULL);
                 fwd = fwd_q;
                 peak = k == 1 ? peak_q8 : peak_q4;
             }
@@ -263,8 +196,8 @@ int main(int argc, char **argv)
     double calib_s = 0, zoo_s = 0;
     if (calib_images > 0) {
         qe_resnet_params p;
-        params("resnet50", &p);
-        qe_qsim_free(quantized(&p, 8, calib_images, &calib_s, &zoo_s));
+        qe_bench_params("resnet50", &p);
+        qe_qsim_free(qe_bench_quantized(&p, 8, calib_images, &calib_s, &zoo_s));
         qe_resnet_params_free(&p);
         if (!json)
             printf("resnet50 calibration: %d images in %.1f s (%.1f images/s); 2000 images ~ %.0f s\n", calib_images,
@@ -277,10 +210,10 @@ int main(int argc, char **argv)
     size_t bytes = 0;
     for (int i = 0; i < 4; i++) {
         qe_resnet_params p;
-        params(i < 2 ? "resnet18" : "resnet50", &p);
-        all[i] = quantized(&p, i % 2 ? 4 : 8, 8, NULL, NULL);
+        qe_bench_params(i < 2 ? "resnet18" : "resnet50", &p);
+        all[i] = qe_bench_quantized(&p, i % 2 ? 4 : 8, 8, NULL, NULL);
         qe_resnet_params_free(&p);
-        uint8_t *crops = random_crops(16);
+        uint8_t *crops = qe_bench_random_crops(16);
         float *l = qe_malloc(16 * 1000 * sizeof(float));
         qe_qsim_forward_crops(all[i], crops, 16, l);
         qe_qsim_trim(all[i]);                   /* at rest, as the daemon leaves an idle model */
