@@ -35,16 +35,25 @@ void qe_qops_quantize_chw3__scalar(const qe_qparams *qp, const float *x, size_t 
 /* Pixels per work item of the input quantization: 49 items per 224 x 224 image, enough to keep
  * two threads busy at batch 1. */
 #define QUANTIZE_CHUNK 1024
+#define INPUT_PIXELS ((size_t)QE_CROP * QE_CROP)
+#define INPUT_CHUNKS ((INPUT_PIXELS + QUANTIZE_CHUNK - 1) / QUANTIZE_CHUNK)
+
+/* Work item `it` of the input's n * INPUT_CHUNKS: returns its image, and its pixels [*p0, *p1). */
+static size_t input_chunk(size_t it, size_t *p0, size_t *p1)
+{
+    *p0 = it % INPUT_CHUNKS * QUANTIZE_CHUNK;
+    *p1 = *p0 + QUANTIZE_CHUNK < INPUT_PIXELS ? *p0 + QUANTIZE_CHUNK : INPUT_PIXELS;
+    return it / INPUT_CHUNKS;
+}
 
 /* §9.6: the model input, NCHW floats -> NHWC codes. */
 void qe_qops_quantize_input(const qe_qparams *qp, const float *x, int n, uint8_t *out)
 {
-    const size_t hw = QE_CROP * QE_CROP, chunks = (hw + QUANTIZE_CHUNK - 1) / QUANTIZE_CHUNK;
+    const size_t hw = INPUT_PIXELS;
     const int avx2 = qe_cpu_get()->avx2;
 #pragma omp parallel for schedule(static)
-    for (size_t it = 0; it < (size_t)(n > 0 ? n : 0) * chunks; it++) {
-        size_t i = it / chunks, p0 = it % chunks * QUANTIZE_CHUNK;
-        size_t p1 = p0 + QUANTIZE_CHUNK < hw ? p0 + QUANTIZE_CHUNK : hw;
+    for (size_t it = 0; it < (size_t)(n > 0 ? n : 0) * INPUT_CHUNKS; it++) {
+        size_t p0, p1, i = input_chunk(it, &p0, &p1);
         const float *xi = x + i * 3 * hw;
         uint8_t *oi = out + i * 3 * hw;
         if (avx2)
@@ -74,14 +83,12 @@ void qe_qops_quantize_crops(const qe_qparams *qp, const uint8_t *crops, int n, u
     for (int c = 0; c < 3; c++)
         for (int v = 0; v < 256; v++)
             tab[c][v] = (uint8_t)qe_quantize(norm[c][v], qp);
-    const size_t hw = QE_CROP * QE_CROP, chunks = (hw + QUANTIZE_CHUNK - 1) / QUANTIZE_CHUNK;
     const int vbmi = qe_cpu_get()->avx512vbmi;
 #pragma omp parallel for schedule(static)
-    for (size_t it = 0; it < (size_t)(n > 0 ? n : 0) * chunks; it++) {
-        size_t i = it / chunks, p0 = it % chunks * QUANTIZE_CHUNK;
-        size_t p1 = p0 + QUANTIZE_CHUNK < hw ? p0 + QUANTIZE_CHUNK : hw;
-        const uint8_t *src = crops + (i * hw + p0) * 3;
-        uint8_t *dst = out + (i * hw + p0) * 3;
+    for (size_t it = 0; it < (size_t)(n > 0 ? n : 0) * INPUT_CHUNKS; it++) {
+        size_t p0, p1, i = input_chunk(it, &p0, &p1);
+        const uint8_t *src = crops + (i * INPUT_PIXELS + p0) * 3;
+        uint8_t *dst = out + (i * INPUT_PIXELS + p0) * 3;
         if (vbmi)
             qe_qops_lut_hwc3__avx512vbmi(tab, src, p1 - p0, dst);
         else
