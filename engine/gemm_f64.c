@@ -54,6 +54,7 @@ static const qe_f64_gemm_config config_scalar = {
     {NULL, qe_f64_gemm_ukernel_1x8__scalar, qe_f64_gemm_ukernel_2x8__scalar,
      qe_f64_gemm_ukernel_3x8__scalar, qe_f64_gemm_ukernel_4x8__scalar,
      qe_f64_gemm_ukernel_5x8__scalar, qe_f64_gemm_ukernel_6x8__scalar},
+    {NULL},
 };
 
 static const qe_f64_gemm_config config_avx2 = {
@@ -61,6 +62,7 @@ static const qe_f64_gemm_config config_avx2 = {
     {NULL, qe_f64_gemm_ukernel_1x8__avx2, qe_f64_gemm_ukernel_2x8__avx2,
      qe_f64_gemm_ukernel_3x8__avx2, qe_f64_gemm_ukernel_4x8__avx2,
      qe_f64_gemm_ukernel_5x8__avx2, qe_f64_gemm_ukernel_6x8__avx2},
+    {NULL},
 };
 
 static const qe_f64_gemm_config config_avx512 = {
@@ -71,6 +73,12 @@ static const qe_f64_gemm_config config_avx512 = {
      qe_f64_gemm_ukernel_7x8__avx512vnni, qe_f64_gemm_ukernel_8x8__avx512vnni,
      qe_f64_gemm_ukernel_9x8__avx512vnni, qe_f64_gemm_ukernel_10x8__avx512vnni,
      qe_f64_gemm_ukernel_11x8__avx512vnni, qe_f64_gemm_ukernel_12x8__avx512vnni},
+    {NULL, qe_f64_gemm_ukernel_1x16__avx512vnni, qe_f64_gemm_ukernel_2x16__avx512vnni,
+     qe_f64_gemm_ukernel_3x16__avx512vnni, qe_f64_gemm_ukernel_4x16__avx512vnni,
+     qe_f64_gemm_ukernel_5x16__avx512vnni, qe_f64_gemm_ukernel_6x16__avx512vnni,
+     qe_f64_gemm_ukernel_7x16__avx512vnni, qe_f64_gemm_ukernel_8x16__avx512vnni,
+     qe_f64_gemm_ukernel_9x16__avx512vnni, qe_f64_gemm_ukernel_10x16__avx512vnni,
+     qe_f64_gemm_ukernel_11x16__avx512vnni, qe_f64_gemm_ukernel_12x16__avx512vnni},
 };
 
 const qe_f64_gemm_config *qe_f64_gemm_config_get(void)

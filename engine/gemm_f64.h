@@ -34,11 +34,20 @@ typedef void (*qe_f64_gemm_ukernel_fn)(size_t nc, size_t kc, const double *a, si
                                        const double *w, double *acc, size_t acc_stride,
                                        const qe_f64_gemm_params *params);
 
+/* The same over two adjacent panels, an MR x 16 tile: the second panel's block starts at
+ * w + w_next, nc is 9..16, acc and out rows hold 16 columns (bias 16 values). One broadcast of
+ * each A value then feeds two FMAs. Each output still sums its products in k order, so the
+ * results are those of the one-panel kernel, bit for bit. */
+typedef void (*qe_f64_gemm_ukernel2_fn)(size_t nc, size_t kc, const double *a, size_t a_stride,
+                                        const double *w, size_t w_next, double *acc,
+                                        size_t acc_stride, const qe_f64_gemm_params *params);
+
 /* The kernels of one ISA, indexed by the number of rows of the tile (1..mr). */
 typedef struct qe_f64_gemm_config {
     const char *isa;
     int mr;                /* rows of a full tile */
     qe_f64_gemm_ukernel_fn ukernel[QE_F64_GEMM_MR_MAX + 1];
+    qe_f64_gemm_ukernel2_fn ukernel2[QE_F64_GEMM_MR_MAX + 1];   /* all NULL: one panel at a time */
 } qe_f64_gemm_config;
 
 /* AVX-512 (8-row tiles) on the AVX-512 rung of cpu.h, AVX2+FMA (6 rows) on the AVX2 one, else
@@ -60,16 +69,24 @@ const qe_f64_gemm_config *qe_f64_gemm_config_get(void);
                                         double *, size_t, const qe_f64_gemm_params *);
 QE_F64_GEMM_DECLARE(scalar)
 QE_F64_GEMM_DECLARE(avx2)
-QE_F64_GEMM_DECLARE(avx512vnni)
-#define QE_F64_GEMM_DECLARE_TALL(MR)                                                             \
+#define QE_F64_GEMM_DECLARE_AVX512(MR)                                                             \
     void qe_f64_gemm_ukernel_##MR##x8__avx512vnni(size_t, size_t, const double *, size_t,        \
                                                   const double *, double *, size_t,              \
-                                                  const qe_f64_gemm_params *);
-QE_F64_GEMM_DECLARE_TALL(7)
-QE_F64_GEMM_DECLARE_TALL(8)
-QE_F64_GEMM_DECLARE_TALL(9)
-QE_F64_GEMM_DECLARE_TALL(10)
-QE_F64_GEMM_DECLARE_TALL(11)
-QE_F64_GEMM_DECLARE_TALL(12)
+                                                  const qe_f64_gemm_params *);                   \
+    void qe_f64_gemm_ukernel_##MR##x16__avx512vnni(size_t, size_t, const double *, size_t,       \
+                                                   const double *, size_t, double *, size_t,     \
+                                                   const qe_f64_gemm_params *);
+QE_F64_GEMM_DECLARE_AVX512(1)
+QE_F64_GEMM_DECLARE_AVX512(2)
+QE_F64_GEMM_DECLARE_AVX512(3)
+QE_F64_GEMM_DECLARE_AVX512(4)
+QE_F64_GEMM_DECLARE_AVX512(5)
+QE_F64_GEMM_DECLARE_AVX512(6)
+QE_F64_GEMM_DECLARE_AVX512(7)
+QE_F64_GEMM_DECLARE_AVX512(8)
+QE_F64_GEMM_DECLARE_AVX512(9)
+QE_F64_GEMM_DECLARE_AVX512(10)
+QE_F64_GEMM_DECLARE_AVX512(11)
+QE_F64_GEMM_DECLARE_AVX512(12)
 
 #endif

@@ -468,6 +468,8 @@ static void test_f64acc_exact(void)
         {1, 3, 3, 64, 70, 3, 1, 1, 0, 0},
         {1, 2, 2, 520, 130, 3, 2, 1, 0, 0},   /* K = 4680, 19 K blocks */
         {2, 7, 7, 256, 64, 3, 1, 1, 0, 0},
+        {1, 6, 6, 40, 13, 1, 1, 0, 0, 0},     /* one pair of panels, the second partial */
+        {2, 9, 9, 21, 29, 3, 1, 1, 0, 0},     /* two pairs, the last one partial */
     };
     exact_stats st = {0, 0, 0};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
