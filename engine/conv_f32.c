@@ -147,10 +147,14 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
         qe_gemm_plan_kblock(p, b, &kb);
         const int last = b + 1 == p->k_blocks;
         build_indirection(x, m0, &tl, &kb, s);
-        for (int pn = p0; pn < p1; pn++) {
-            const size_t col = (size_t)pn * QE_F32_GEMM_NR;
-            const size_t nc = cout - col < QE_F32_GEMM_NR ? cout - col : QE_F32_GEMM_NR;
-            const float *w = x->conv->wpack + ((size_t)pn * g->k + kb.k0) * QE_F32_GEMM_NR;
+        /* Panels two at a time where the ISA has two-panel kernels, the last odd one alone. */
+        const int pair = x->cfg->igemm2[1] != NULL;
+        for (int pn = p0; pn < p1; pn += pair && pn + 1 < p1 ? 2 : 1) {
+            const int two = pair && pn + 1 < p1;
+            const size_t col = (size_t)pn * QE_F32_GEMM_NR, width = (two ? 2u : 1u) * QE_F32_GEMM_NR;
+            const size_t nc = cout - col < width ? cout - col : width;
+            const size_t w_next = g->k * QE_F32_GEMM_NR;   /* from one panel's block to the next's */
+            const float *w = x->conv->wpack + (size_t)pn * w_next + kb.k0 * QE_F32_GEMM_NR;
             qe_f32_gemm_params params = {b == 0 ? x->conv->bias + col : NULL, NULL,
                                          last && x->relu, last && x->stream};
             size_t row = 0;
@@ -161,8 +165,12 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
                 if (pn == p0 && t + 1 < tl.tiles)
                     prefetch_tile(s->ind + (row + mr) * kb.nseg,
                                   qe_gemm_tile_rows(&tl, t + 1) * kb.nseg, kb.len);
-                x->cfg->igemm[mr](nc, (size_t)kb.nseg, kb.len, s->ind + row * kb.nseg, w,
-                                  x->out + crow, cout, &params);
+                if (two)
+                    x->cfg->igemm2[mr](nc, (size_t)kb.nseg, kb.len, s->ind + row * kb.nseg, w, w_next,
+                                       x->out + crow, cout, &params);
+                else
+                    x->cfg->igemm[mr](nc, (size_t)kb.nseg, kb.len, s->ind + row * kb.nseg, w,
+                                      x->out + crow, cout, &params);
                 row += mr;
             }
         }

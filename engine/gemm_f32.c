@@ -68,6 +68,7 @@ static const qe_f32_gemm_config config_scalar = {
      qe_f32_igemm_ukernel_7x16__scalar, qe_f32_igemm_ukernel_8x16__scalar,
      qe_f32_igemm_ukernel_9x16__scalar, qe_f32_igemm_ukernel_10x16__scalar,
      qe_f32_igemm_ukernel_11x16__scalar, qe_f32_igemm_ukernel_12x16__scalar},
+    {NULL},
 };
 
 static const qe_f32_gemm_config config_avx2 = {
@@ -75,6 +76,7 @@ static const qe_f32_gemm_config config_avx2 = {
     {NULL, qe_f32_igemm_ukernel_1x16__avx2, qe_f32_igemm_ukernel_2x16__avx2,
      qe_f32_igemm_ukernel_3x16__avx2, qe_f32_igemm_ukernel_4x16__avx2,
      qe_f32_igemm_ukernel_5x16__avx2, qe_f32_igemm_ukernel_6x16__avx2},
+    {NULL},
 };
 
 static const qe_f32_gemm_config config_avx512 = {
@@ -85,6 +87,12 @@ static const qe_f32_gemm_config config_avx512 = {
      qe_f32_igemm_ukernel_7x16__avx512vnni, qe_f32_igemm_ukernel_8x16__avx512vnni,
      qe_f32_igemm_ukernel_9x16__avx512vnni, qe_f32_igemm_ukernel_10x16__avx512vnni,
      qe_f32_igemm_ukernel_11x16__avx512vnni, qe_f32_igemm_ukernel_12x16__avx512vnni},
+    {NULL, qe_f32_igemm_ukernel_1x32__avx512vnni, qe_f32_igemm_ukernel_2x32__avx512vnni,
+     qe_f32_igemm_ukernel_3x32__avx512vnni, qe_f32_igemm_ukernel_4x32__avx512vnni,
+     qe_f32_igemm_ukernel_5x32__avx512vnni, qe_f32_igemm_ukernel_6x32__avx512vnni,
+     qe_f32_igemm_ukernel_7x32__avx512vnni, qe_f32_igemm_ukernel_8x32__avx512vnni,
+     qe_f32_igemm_ukernel_9x32__avx512vnni, qe_f32_igemm_ukernel_10x32__avx512vnni,
+     qe_f32_igemm_ukernel_11x32__avx512vnni, qe_f32_igemm_ukernel_12x32__avx512vnni},
 };
 
 const qe_f32_gemm_config *qe_f32_gemm_config_get(void)

@@ -32,11 +32,20 @@ typedef void (*qe_f32_igemm_ukernel_fn)(size_t nc, size_t ks, size_t kc,
                                         const float *const *a, const float *w, float *c,
                                         size_t c_stride, const qe_f32_gemm_params *params);
 
+/* The same over two adjacent weight panels, an MR x 32 tile: the second panel's block starts at
+ * w + w_next floats, nc is 17..32, and bias, C and the residual rows hold 32 columns. One
+ * broadcast of each A value feeds two FMAs. Each output still gets the same operations in the
+ * same order as from the one-panel kernel, so the bits are the same. */
+typedef void (*qe_f32_igemm2_ukernel_fn)(size_t nc, size_t ks, size_t kc, const float *const *a,
+                                         const float *w, size_t w_next, float *c, size_t c_stride,
+                                         const qe_f32_gemm_params *params);
+
 /* The kernels of one ISA, indexed by the number of rows of the tile (1..mr). */
 typedef struct qe_f32_gemm_config {
     const char *isa;
     int mr;                 /* rows of a full tile */
     qe_f32_igemm_ukernel_fn igemm[QE_F32_GEMM_MR_MAX + 1];
+    qe_f32_igemm2_ukernel_fn igemm2[QE_F32_GEMM_MR_MAX + 1];   /* all NULL: one panel at a time */
 } qe_f32_gemm_config;
 
 /* The AVX-512 table on the AVX-512 rung of cpu.h, AVX2+FMA with AVX2, else the portable one;
@@ -62,5 +71,13 @@ QE_F32_IGEMM_DECLARE_ALL(avx512vnni)
     QE_F32_IGEMM_DECLARE(10, isa) QE_F32_IGEMM_DECLARE(11, isa) QE_F32_IGEMM_DECLARE(12, isa)
 QE_F32_IGEMM_DECLARE_TALL(scalar)
 QE_F32_IGEMM_DECLARE_TALL(avx512vnni)
+#define QE_F32_IGEMM2_DECLARE(mr)                                                            \
+    void qe_f32_igemm_ukernel_##mr##x32__avx512vnni(size_t nc, size_t ks, size_t kc,         \
+                                                    const float *const *a, const float *w,   \
+                                                    size_t w_next, float *c, size_t c_stride, \
+                                                    const qe_f32_gemm_params *params);
+QE_F32_IGEMM2_DECLARE(1) QE_F32_IGEMM2_DECLARE(2) QE_F32_IGEMM2_DECLARE(3) QE_F32_IGEMM2_DECLARE(4)
+QE_F32_IGEMM2_DECLARE(5) QE_F32_IGEMM2_DECLARE(6) QE_F32_IGEMM2_DECLARE(7) QE_F32_IGEMM2_DECLARE(8)
+QE_F32_IGEMM2_DECLARE(9) QE_F32_IGEMM2_DECLARE(10) QE_F32_IGEMM2_DECLARE(11) QE_F32_IGEMM2_DECLARE(12)
 
 #endif
