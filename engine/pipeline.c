@@ -4,12 +4,15 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "image.h"
 
 /* Batches in flight: the consumer holds one, workers fill the others. */
 #define QE_PIPE_DEPTH 3
 #define QE_MAX_FILE_BYTES ((size_t)256 << 20)
+/* Batches up to this size are decoded largest file first. */
+#define QE_PIPE_MAX_BATCH 256
 
 typedef struct slot {
     qe_batch b;
@@ -130,9 +133,24 @@ static qe_batch *fill_inline(qe_pipeline *p, int64_t seq)
     s->b.first = (size_t)seq * (size_t)p->batch;
     size_t left = p->count - s->b.first;
     s->b.n = left < (size_t)p->batch ? (int)left : p->batch;
+    /* Largest files first: decoding time grows with the file, and taking the long ones early
+     * leaves short ones to even out the threads' finishing times (LPT scheduling). */
+    int order[QE_PIPE_MAX_BATCH];
+    int64_t size[QE_PIPE_MAX_BATCH];
+    const int sorted = s->b.n <= QE_PIPE_MAX_BATCH;
+    for (int j = 0; sorted && j < s->b.n; j++) {
+        struct stat st;
+        size[j] = stat(p->items[s->b.first + (size_t)j].path, &st) == 0 ? (int64_t)st.st_size : 0;
+        int i = j;
+        for (; i > 0 && size[order[i - 1]] < size[j]; i--)
+            order[i] = order[i - 1];
+        order[i] = j;
+    }
 #pragma omp parallel for schedule(dynamic, 1)
-    for (int j = 0; j < s->b.n; j++)
+    for (int t = 0; t < s->b.n; t++) {
+        const int j = sorted ? order[t] : t;
         load_item(p, s->b.first + (size_t)j, s->b.crops + (size_t)j * QE_CROP_BYTES, s->b.error[j]);
+    }
     return &s->b;
 }
 
