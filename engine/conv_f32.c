@@ -149,10 +149,9 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
         build_indirection(x, m0, &tl, &kb, s);
         /* Panels two at a time where the ISA has two-panel kernels, the last odd one alone. */
         const int pair = x->cfg->igemm2[1] != NULL;
-        for (int pn = p0; pn < p1; pn += pair && pn + 1 < p1 ? 2 : 1) {
-            const int two = pair && pn + 1 < p1;
-            const size_t col = (size_t)pn * QE_F32_GEMM_NR, width = (two ? 2u : 1u) * QE_F32_GEMM_NR;
-            const size_t nc = cout - col < width ? cout - col : width;
+        for (int pn = p0, span; pn < p1; pn += span) {
+            size_t col, nc;
+            span = qe_gemm_panel_span(pn, p1, pair, QE_F32_GEMM_NR, cout, &col, &nc);
             const size_t w_next = g->k * QE_F32_GEMM_NR;   /* from one panel's block to the next's */
             const float *w = x->conv->wpack + (size_t)pn * w_next + kb.k0 * QE_F32_GEMM_NR;
             qe_f32_gemm_params params = {b == 0 ? x->conv->bias + col : NULL, NULL,
@@ -165,7 +164,7 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
                 if (pn == p0 && t + 1 < tl.tiles)
                     prefetch_tile(s->ind + (row + mr) * kb.nseg,
                                   qe_gemm_tile_rows(&tl, t + 1) * kb.nseg, kb.len);
-                if (two)
+                if (span == 2)
                     x->cfg->igemm2[mr](nc, (size_t)kb.nseg, kb.len, s->ind + row * kb.nseg, w, w_next,
                                        x->out + crow, cout, &params);
                 else

@@ -97,10 +97,9 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
         gather(x, m0, rows, k0, kc, s);
         /* Panels two at a time where the ISA has two-panel kernels, the last odd one alone. */
         const int pair = x->cfg->ukernel2[1] != NULL;
-        for (int pn = p0; pn < p1; pn += pair && pn + 1 < p1 ? 2 : 1) {
-            const int two = pair && pn + 1 < p1;
-            const size_t col = (size_t)pn * QE_F64_GEMM_NR, width = (two ? 2u : 1u) * QE_F64_GEMM_NR;
-            const size_t nc = cout - col < width ? cout - col : width;
+        for (int pn = p0, span; pn < p1; pn += span) {
+            size_t col, nc;
+            span = qe_gemm_panel_span(pn, p1, pair, QE_F64_GEMM_NR, cout, &col, &nc);
             const size_t w_next = g->k * QE_F64_GEMM_NR;   /* from one panel's block to the next's */
             const double *w = x->conv->wpack + (size_t)pn * w_next + k0 * QE_F64_GEMM_NR;
             double *acc = s->acc ? s->acc + (size_t)(pn - p0) * QE_F64_GEMM_NR : NULL;
@@ -111,7 +110,7 @@ static void run_task(const forward_ctx *x, size_t task, const scratch *s)
                 if (b + 1 == p->k_blocks)
                     params.out = x->out + (m0 + row) * cout + col;
                 double *acc_rows = acc ? acc + row * acc_stride : NULL;
-                if (two)
+                if (span == 2)
                     x->cfg->ukernel2[mr](nc, kc, s->a64 + row * kc, kc, w, w_next, acc_rows, acc_stride, &params);
                 else
                     x->cfg->ukernel[mr](nc, kc, s->a64 + row * kc, kc, w, acc_rows, acc_stride, &params);

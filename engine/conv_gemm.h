@@ -76,6 +76,18 @@ static inline size_t qe_gemm_tile_rows(const qe_gemm_tiling *t, size_t i)
     return t->rows_lo + (i < t->wide);
 }
 
+/* The panels from pn that one microkernel call covers: two where the ISA has two-panel kernels
+ * (pair) and pn + 1 < p1, else one. *col and *nc receive the first output column and the number
+ * of columns (of cout) they hold, nr columns per panel. */
+static inline int qe_gemm_panel_span(int pn, int p1, int pair, size_t nr, size_t cout, size_t *col,
+                                     size_t *nc)
+{
+    const int span = pair && pn + 1 < p1 ? 2 : 1;
+    *col = (size_t)pn * nr;
+    *nc = cout - *col < span * nr ? cout - *col : span * nr;
+    return span;
+}
+
 /* Weights [cout][cin][kh][kw] -> panels[p][k][nr] with k = (ky*kw + kx)*cin + ci. */
 void qe_conv_pack_f32(const float *w, int cin, int cout, int kh, int kw, int nr, float *panels);
 void qe_conv_pack_f64(const float *w, int cin, int cout, int kh, int kw, int nr, double *panels);
