@@ -56,7 +56,7 @@ int qe_pipeline_load_tensor(const char *path, int64_t max_pixels, float *x, char
     return rc;
 }
 
-/* Image j of a batch: its crop, or zeros and the error text. */
+/* Item idx into crop, or zeros into crop and the reason into err. */
 static void load_item(qe_pipeline *p, size_t idx, uint8_t *crop, char *err)
 {
     err[0] = 0;
