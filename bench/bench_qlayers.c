@@ -82,7 +82,10 @@ static double time_layer(const qe_conv_shape *s, int batch, int wbits, double mi
     qe_encoding enc = {8, 0, -2.0, 3.0, 0, 0};
     qe_requant rq = {scale, bias, 1, qe_qparams_from_encoding(&enc), NULL, NULL};
     qe_qconv c;
-    qe_qconv_init(&c, s->cin, s->cout, s->k, s->k, s->stride, s->pad, wbits, k);
+    if (qe_qconv_init(&c, s->cin, s->cout, s->k, s->k, s->stride, s->pad, wbits, k)) {
+        fprintf(stderr, "bench_qlayers: K of %s exceeds %d\n", s->name, QE_QCONV_K_MAX);
+        exit(2);
+    }
 
     qe_qconv_forward(&c, in, batch, s->h, s->h, 77, &rq, out);
     double best = 1e30, total = 0;

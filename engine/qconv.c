@@ -92,10 +92,12 @@ static const qe_qgemm_kernel *select_kernel(const int16_t *k, size_t count)
     return kmax <= QE_QGEMM_SUM4_KMAX ? &kern_s4_scalar : &kern_s8_scalar;
 }
 
-void qe_qconv_init(qe_qconv *c, int cin, int cout, int kh, int kw, int stride, int pad, int wbits,
-                   const int16_t *k)
+int qe_qconv_init(qe_qconv *c, int cin, int cout, int kh, int kw, int stride, int pad, int wbits,
+                  const int16_t *k)
 {
     memset(c, 0, sizeof *c);
+    if ((int64_t)kh * kw * cin > QE_QCONV_K_MAX)
+        return -1;
     c->cin = cin;
     c->cout = cout;
     c->kh = kh;
@@ -137,6 +139,7 @@ void qe_qconv_init(qe_qconv *c, int cin, int cout, int kh, int kw, int stride, i
         }
         c->wsum[co] = (int32_t)sum;
     }
+    return 0;
 }
 
 void qe_qconv_free(qe_qconv *c)

@@ -39,13 +39,17 @@ typedef struct qe_requant {
     const uint8_t *residual;
 } qe_requant;
 
+/* Longest dot product whose int32 accumulator cannot overflow: 255 * 255 * K < 2^31. */
+#define QE_QCONV_K_MAX 33025
+
 /* k: [cout][cin][kh][kw] weight codes k = code - z (§9.1), each channel's signed (-128..127
  * for 8 bits) or unsigned (0..255, §1.6), both kinds possibly in one layer. Any codes in
  * -255..255 (those of every encoding of at most 8 bits, encoding.h) give the exact result
- * while K = kh * kw * cin <= 33025, so that |acc| <= 255 * 255 * K fits int32 (§9.2). The
- * kernels are chosen from the codes themselves (qconv.c); wbits is recorded only. */
-void qe_qconv_init(qe_qconv *c, int cin, int cout, int kh, int kw, int stride, int pad, int wbits,
-                   const int16_t *k);
+ * while K = kh * kw * cin <= QE_QCONV_K_MAX (§9.2); a longer K is refused: -1, c left empty
+ * (free it all the same). The kernels are chosen from the codes themselves (qconv.c); wbits is
+ * recorded only. */
+int qe_qconv_init(qe_qconv *c, int cin, int cout, int kh, int kw, int stride, int pad, int wbits,
+                  const int16_t *k);
 void qe_qconv_free(qe_qconv *c);
 /* in: [n][h][w][cin] codes with zero point zx; out: [n][oh][ow][cout] codes. */
 void qe_qconv_forward(const qe_qconv *c, const uint8_t *in, int n, int h, int w, int zx,

@@ -343,14 +343,21 @@ static int build(qe_qsim *q, char *err)
             q->scale[i][c] = dx * (double)dw[c];   /* exact: product of two f32 (§9.2) */
             q->biasd[i][c] = (double)q->bias[i][c];
         }
+        int rc;
         if (i < q->d->nconvs) {
             const qe_conv_desc *c = &q->d->convs[i];
-            qe_qconv_init(&q->qc[i], c->cin, c->cout, c->k, c->k, c->stride, c->pad, q->param_bw, k);
+            rc = qe_qconv_init(&q->qc[i], c->cin, c->cout, c->k, c->k, c->stride, c->pad, q->param_bw, k);
         } else {
-            qe_qconv_init(&q->qc[i], q->d->fc_in, 1000, 1, 1, 1, 0, q->param_bw, k);
+            rc = qe_qconv_init(&q->qc[i], q->d->fc_in, 1000, 1, 1, 1, 0, q->param_bw, k);
         }
         free(k);
         free(dw);
+        if (rc) {
+            for (int j = 0; j < i; j++)
+                qe_qconv_free(&q->qc[j]);
+            return qe_err(err, "%s: more than %d products per output, beyond exact int32 accumulation",
+                          layer_name(q, i), QE_QCONV_K_MAX);
+        }
     }
     /* §9.4: requantising a max-pooled relu code is a function of the code alone. */
     const qe_qparams *r = &q->aq[q->q_relu].qp, *m = &q->aq[q->q_maxpool].qp;

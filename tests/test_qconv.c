@@ -163,7 +163,7 @@ static uint8_t *run(const layer *L, qe_isa isa, int wbits)
 {
     qe_cpu_cap(isa);
     qe_qconv c;
-    qe_qconv_init(&c, L->s.cin, L->s.cout, L->s.k, L->s.k, L->s.stride, L->s.pad, wbits, L->k);
+    CHECK(qe_qconv_init(&c, L->s.cin, L->s.cout, L->s.k, L->s.k, L->s.stride, L->s.pad, wbits, L->k) == 0);
     CHECK(qe_qconv_bytes(&c) >= L->K * (size_t)L->s.cout);
     size_t bytes = L->M * (size_t)L->s.cout;
     uint8_t *out = malloc(bytes + GUARD);
@@ -564,7 +564,7 @@ static void test_empty_output(void)
     double sc[4] = {1, 1, 1, 1}, b[4] = {0};
     qe_requant rq = {sc, b, 0, qparams(-1.0, 1.0), NULL, NULL};
     qe_qconv c;
-    qe_qconv_init(&c, 2, 4, 3, 3, 1, 0, 8, k);
+    CHECK(qe_qconv_init(&c, 2, 4, 3, 3, 1, 0, 8, k) == 0);
     memset(out, 7, sizeof out);
     qe_qconv_forward(&c, in, 1, 2, 2, 0, &rq, out);
     qe_qconv_free(&c);
@@ -572,6 +572,20 @@ static void test_empty_output(void)
     for (size_t i = 0; i < sizeof out; i++)
         untouched &= out[i] == 7;
     CHECK(untouched);
+}
+
+/* K beyond the int32 exactness bound is refused, the bound itself accepted (qconv.h). */
+static void test_k_bound(void)
+{
+    int16_t *k = calloc(2 * (size_t)(QE_QCONV_K_MAX + 9), sizeof *k);
+    qe_qconv c;
+    CHECK(qe_qconv_init(&c, QE_QCONV_K_MAX, 2, 1, 1, 1, 0, 8, k) == 0 && c.wpack != NULL);
+    qe_qconv_free(&c);
+    CHECK(qe_qconv_init(&c, QE_QCONV_K_MAX + 1, 2, 1, 1, 1, 0, 8, k) == -1 && c.wpack == NULL);
+    qe_qconv_free(&c);
+    CHECK(qe_qconv_init(&c, (QE_QCONV_K_MAX + 9) / 9, 2, 3, 3, 1, 1, 8, k) == -1);
+    qe_qconv_free(&c);
+    free(k);
 }
 
 /* ---- qops.h ---------------------------------------------------------------------------- */
@@ -813,6 +827,7 @@ int main(void)
 {
     fprintf(stderr, "isa: %s\n", qe_cpu_isa_name());
     test_empty_output();
+    test_k_bound();
     test_rounding_edges();
     test_quantize_rows();
     test_quantize_input();
