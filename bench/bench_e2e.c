@@ -136,7 +136,7 @@ int main(int argc, char **argv)
         qe_qsim *q = qe_bench_quantized(&p, bits, 8, NULL, NULL);
         qe_resnet_params_free(&p);
         pass_inference(q, crops, (size_t)batch < ds.count ? (size_t)batch : ds.count, batch, logits);   /* warm-up */
-        double inf[99], e2e[99], ratio[99];
+        double inf[99] = {0}, e2e[99] = {0}, ratio[99] = {0};
         for (int r = 0; r < rounds; r++) {
             inf[r] = pass_inference(q, crops, ds.count, batch, logits);
             e2e[r] = pass_e2e(q, &ds, batch, logits);

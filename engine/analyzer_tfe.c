@@ -62,8 +62,11 @@ static void init_buckets(qe_analyzer *a, float mn, float mx)
 static void count_buckets(const float *x, size_t n, float b, float off, uint64_t *hist)
 {
     memset(hist, 0, (PDF_SIZE + 1) * sizeof *hist);
+    const qe_cpu *cpu = qe_cpu_get();
     void (*index_fn)(const float *, size_t, float, float, float *, int32_t *) =
-        qe_cpu_get()->avx2 ? qe_tfe_bucket_index__avx2 : qe_tfe_bucket_index__scalar;
+        cpu->avx512vnni ? qe_tfe_bucket_index__avx512
+        : cpu->avx2     ? qe_tfe_bucket_index__avx2
+                        : qe_tfe_bucket_index__scalar;
 
 #pragma omp parallel if (n >= PARALLEL_MIN)
     {

@@ -2,10 +2,11 @@
  * analyzer_tfe_bucket.h - the bucket index of the TF-enhanced histogram (spec quantsim.md
  * §2.2.2), the hot loop of calibration (internal to analyzer_tfe.c).
  *
- * One C body, compiled twice: qe_tfe_bucket_index__scalar with the build's baseline flags and
- * qe_tfe_bucket_index__avx2 with -mavx2 (8-wide vdivps and conversions). Both are exact IEEE
- * f32 operations in the same order (no contraction), so they agree bit for bit; the caller picks
- * one from the CPU's features.
+ * One C body, compiled three times: qe_tfe_bucket_index__scalar with the build's baseline flags,
+ * qe_tfe_bucket_index__avx2 with -mavx2 (8-wide vdivps and conversions) and
+ * qe_tfe_bucket_index__avx512 with AVX-512 (16-wide). All are exact IEEE f32 operations in the
+ * same order (no contraction), so they agree bit for bit; the caller picks one from the CPU's
+ * features.
  */
 #ifndef QE_ANALYZER_TFE_BUCKET_H
 #define QE_ANALYZER_TFE_BUCKET_H
@@ -23,6 +24,8 @@ void qe_tfe_bucket_index__scalar(const float *restrict x, size_t m, float b, flo
                                  float *restrict t, int32_t *restrict idx);
 void qe_tfe_bucket_index__avx2(const float *restrict x, size_t m, float b, float off,
                                float *restrict t, int32_t *restrict idx);
+void qe_tfe_bucket_index__avx512(const float *restrict x, size_t m, float b, float off,
+                                 float *restrict t, int32_t *restrict idx);
 
 /*
  * idx = int(round(v / b - off)) of §2.2.2 for m values, QE_TFE_DROPPED when outside 0..511.

@@ -279,7 +279,7 @@ static void test_analyzer_edge_inputs(void)
     CHECK(qe_encoding_params_per_channel(w, 2, 2, 0, pc) == -1);
 }
 
-/* The AVX2 build of the histogram's bucket index against the portable one, value for value:
+/* The AVX2 and AVX-512 builds of the histogram's bucket index against the portable one, value for value:
  * bucket edges and half-way points, values just outside the range, NaN, infinities, denormals,
  * every tail length of the vector loops. */
 static void test_bucket_index_paths(void)
@@ -303,17 +303,22 @@ static void test_bucket_index_paths(void)
         default: x[j] = v; break;
         }
     }
-    long differ = 0;
-    for (size_t m = 0; m <= 40; m++) {          /* every tail */
-        qe_tfe_bucket_index__scalar(x, m, b, off, t, i0);
-        qe_tfe_bucket_index__avx2(x, m, b, off, t, i1);
-        differ += memcmp(i0, i1, m * sizeof *i0) != 0;
+    void (*const fast[2])(const float *, size_t, float, float, float *, int32_t *) = {
+        qe_tfe_bucket_index__avx2, qe_tfe_bucket_index__avx512};
+    for (int f = 0; f < (qe_cpu_get()->avx512vnni ? 2 : 1); f++) {
+        long differ = 0;
+        for (size_t m = 0; m <= 40; m++) {          /* every tail */
+            qe_tfe_bucket_index__scalar(x, m, b, off, t, i0);
+            fast[f](x, m, b, off, t, i1);
+            differ += memcmp(i0, i1, m * sizeof *i0) != 0;
+        }
+        qe_tfe_bucket_index__scalar(x, M, b, off, t, i0);
+        fast[f](x, M, b, off, t, i1);
+        for (int j = 0; j < M; j++)
+            differ += i0[j] != i1[j];
+        CHECKF(differ == 0, "bucket index: the %s and portable builds differ in %ld places",
+               f ? "AVX-512" : "AVX2", differ);
     }
-    qe_tfe_bucket_index__scalar(x, M, b, off, t, i0);
-    qe_tfe_bucket_index__avx2(x, M, b, off, t, i1);
-    for (int j = 0; j < M; j++)
-        differ += i0[j] != i1[j];
-    CHECKF(differ == 0, "bucket index: AVX2 and portable builds differ in %ld places", differ);
     free(x), free(t), free(i0), free(i1);
 }
 
