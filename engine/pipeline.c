@@ -11,8 +11,6 @@
 /* Batches in flight: the consumer holds one, workers fill the others. */
 #define QE_PIPE_DEPTH 3
 #define QE_MAX_FILE_BYTES ((size_t)256 << 20)
-/* Batches up to this size are decoded largest file first. */
-#define QE_PIPE_MAX_BATCH 256
 
 typedef struct slot {
     qe_batch b;
@@ -33,7 +31,20 @@ struct qe_pipeline {
     int64_t next_out;              /* next batch the consumer gets */
     int64_t released;              /* batches handed back (a batch b may be filled once b < released + depth) */
     int stop;
+    struct by_size *order;         /* workers == 0: the batch's images, largest file first */
 };
+
+struct by_size {
+    int64_t size;
+    int j;                         /* image of the batch */
+};
+
+/* Larger files first; equal sizes in batch order. */
+static int cmp_by_size(const void *a, const void *b)
+{
+    const struct by_size *x = a, *y = b;
+    return x->size != y->size ? (x->size < y->size) - (x->size > y->size) : (x->j > y->j) - (x->j < y->j);
+}
 
 int qe_pipeline_load_crop(const char *path, int64_t max_pixels, uint8_t *crop, char *err)
 {
@@ -120,6 +131,8 @@ qe_pipeline *qe_pipeline_start(const qe_dataset_item *items, size_t count, int b
         p->slots[i].b.crops = qe_malloc((size_t)p->batch * QE_CROP_BYTES);
         p->slots[i].b.error = qe_calloc((size_t)p->batch, QE_ERR_LEN);
     }
+    if (!p->nworkers)
+        p->order = qe_calloc((size_t)p->batch, sizeof *p->order);
     p->threads = qe_calloc((size_t)p->nworkers, sizeof *p->threads);
     for (int i = 0; i < p->nworkers; i++)
         pthread_create(&p->threads[i], NULL, worker, p);
@@ -135,20 +148,15 @@ static qe_batch *fill_inline(qe_pipeline *p, int64_t seq)
     s->b.n = left < (size_t)p->batch ? (int)left : p->batch;
     /* Largest files first: decoding time grows with the file, and taking the long ones early
      * leaves short ones to even out the threads' finishing times (LPT scheduling). */
-    int order[QE_PIPE_MAX_BATCH];
-    int64_t size[QE_PIPE_MAX_BATCH];
-    const int sorted = s->b.n <= QE_PIPE_MAX_BATCH;
-    for (int j = 0; sorted && j < s->b.n; j++) {
+    for (int j = 0; j < s->b.n; j++) {
         struct stat st;
-        size[j] = stat(p->items[s->b.first + (size_t)j].path, &st) == 0 ? (int64_t)st.st_size : 0;
-        int i = j;
-        for (; i > 0 && size[order[i - 1]] < size[j]; i--)
-            order[i] = order[i - 1];
-        order[i] = j;
+        p->order[j].size = stat(p->items[s->b.first + (size_t)j].path, &st) == 0 ? (int64_t)st.st_size : 0;
+        p->order[j].j = j;
     }
+    qsort(p->order, (size_t)s->b.n, sizeof *p->order, cmp_by_size);
 #pragma omp parallel for schedule(dynamic, 1)
     for (int t = 0; t < s->b.n; t++) {
-        const int j = sorted ? order[t] : t;
+        const int j = p->order[t].j;
         load_item(p, s->b.first + (size_t)j, s->b.crops + (size_t)j * QE_CROP_BYTES, s->b.error[j]);
     }
     return &s->b;
@@ -196,6 +204,7 @@ void qe_pipeline_stop(qe_pipeline *p)
         free(p->slots[i].b.error);
     }
     free(p->threads);
+    free(p->order);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p);
